@@ -1,0 +1,1 @@
+"""mailbot: email ticketing daemon for a support address."""

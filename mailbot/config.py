@@ -1,0 +1,656 @@
+"""Load config.toml into frozen dataclasses, reporting every problem at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, time
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(Exception):
+    """The configuration has problems; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Agent:
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Manager:
+    name: str
+    email: str
+    phone: str
+    customers: tuple[str, ...]
+
+    def serves(self, address: str) -> bool:
+        """True when `address` is one of this manager's customers (address or @domain)."""
+        address = address.lower()
+        domain = "@" + address.rpartition("@")[2]
+        return any(c in (address, domain) for c in self.customers)
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    keywords: tuple[str, ...]
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from: an environment variable or a file, never the TOML."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def read(self) -> str | None:
+        if self.env:
+            return os.environ.get(self.env)
+        if self.file:
+            return self.file.read_text(encoding="utf-8").strip()
+        return None
+
+    def __repr__(self) -> str:  # never print the value, only where it comes from
+        return f"Secret(env={self.env!r}, file={self.file!r})"
+
+
+@dataclass(frozen=True)
+class MailbotSection:
+    address: str
+    name: str
+    data_dir: Path
+    timezone: ZoneInfo
+    languages: tuple[str, ...]
+    default_language: str
+    templates: Path
+    contact_forms: tuple[str, ...]
+    trusted_authserv_ids: tuple[str, ...]
+    reopen_days: int
+    max_attempts: int
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class SmtpInbound:
+    enabled: bool
+    host: str
+    port: int
+    protocol: str
+    max_message_size: int
+
+
+@dataclass(frozen=True)
+class ImapInbound:
+    enabled: bool
+    host: str
+    port: int
+    tls: str
+    cafile: Path | None
+    username: str
+    password: Secret
+    folder: str
+    processed_folder: str
+    idle: bool
+    poll_interval: float
+
+
+@dataclass(frozen=True)
+class Outbound:
+    transport: str
+    path: Path
+    host: str
+    port: int
+    starttls: bool
+    ssl: bool
+    cafile: Path | None
+    username: str
+    password: Secret
+    envelope_from: str
+    timeout: float
+    max_attempts: int
+    footer: str
+
+
+@dataclass(frozen=True)
+class Hours:
+    days: tuple[int, ...]
+    opens: time
+    closes: time
+    holidays: str
+    subdivision: str
+    extra_holidays: tuple[date, ...]
+
+
+@dataclass(frozen=True)
+class Sla:
+    first_response: Duration
+    warn_before: tuple[Duration, ...]
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Urgent:
+    keywords: tuple[str, ...]
+    manager_hours: str
+    abuse_warn: int
+    abuse_limit: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_size: int
+    max_parts: int
+    max_depth: int
+    auto_replies_per_10min: int
+    auto_replies_per_day: int
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    mailbot: MailbotSection
+    smtp: SmtpInbound
+    imap: ImapInbound
+    outbound: Outbound
+    hours: Hours
+    sla: Sla
+    urgent: Urgent
+    limits: Limits
+    agents: tuple[Agent, ...] = ()
+    managers: tuple[Manager, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    _calendar: list[BusinessCalendar] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.mailbot.timezone
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        if not self._calendar:  # built once: the holiday tables are costly
+            self._calendar.append(
+                BusinessCalendar(
+                    tz=self.tz,
+                    days=frozenset(self.hours.days),
+                    opens=self.hours.opens,
+                    closes=self.hours.closes,
+                    country=self.hours.holidays or None,
+                    subdivision=self.hours.subdivision or None,
+                    extra_holidays=frozenset(self.hours.extra_holidays),
+                )
+            )
+        return self._calendar[0]
+
+    @property
+    def manager_window(self) -> DailyWindow:
+        return DailyWindow.parse(self.urgent.manager_hours, self.tz)
+
+    def agent(self, address: str) -> Agent | None:
+        address = address.lower()
+        return next((a for a in self.agents if a.email.lower() == address), None)
+
+    def manager_for(self, address: str) -> Manager | None:
+        return next((m for m in self.managers if m.serves(address)), None)
+
+
+# ---------------------------------------------------------------------------
+# Schema: section -> key -> (converter, default). A default of REQUIRED must be given.
+# The converter takes (value, context) and returns the Python value or raises ValueError.
+
+REQUIRED = object()
+Converter = Callable[[Any, "_Context"], Any]
+
+
+@dataclass
+class _Context:
+    base: Path  # directory of the config file: relative paths start here
+
+
+def _typed(kind: type | tuple[type, ...], name: str) -> Converter:
+    def convert(value: Any, ctx: _Context) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            raise ValueError(f"expected {name}, got a boolean")
+        if not isinstance(value, kind):
+            raise ValueError(f"expected {name}, got {type(value).__name__}")
+        return value
+
+    return convert
+
+
+_str = _typed(str, "a string")
+_bool = _typed(bool, "true or false")
+
+
+def _int(value: Any, ctx: _Context) -> int:
+    value = _typed(int, "an integer")(value, ctx)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _float(value: Any, ctx: _Context) -> float:
+    return float(_typed((int, float), "a number")(value, ctx))
+
+
+def _str_list(value: Any, ctx: _Context) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(value)
+
+
+def _address(value: Any, ctx: _Context) -> str:
+    value = _str(value, ctx).strip()
+    try:
+        parsed = Address(addr_spec=value)
+    except Exception as exc:
+        raise ValueError(f"not an email address: {value!r}") from exc
+    if not parsed.domain or not parsed.username:
+        raise ValueError(f"not an email address: {value!r}")
+    return value.lower()
+
+
+def _optional_address(value: Any, ctx: _Context) -> str:
+    return _address(value, ctx) if value else ""
+
+
+def _addresses(value: Any, ctx: _Context) -> tuple[str, ...]:
+    return tuple(_address(v, ctx) for v in _str_list(value, ctx))
+
+
+def _customers(value: Any, ctx: _Context) -> tuple[str, ...]:
+    out = []
+    for item in _str_list(value, ctx):
+        item = item.strip().lower()
+        if item.startswith("@") and "." in item:
+            out.append(item)
+        else:
+            out.append(_address(item, ctx))
+    return tuple(out)
+
+
+def _path(value: Any, ctx: _Context) -> Path:
+    return (ctx.base / _str(value, ctx)).resolve()
+
+
+def _optional_path(value: Any, ctx: _Context) -> Path | None:
+    return _path(value, ctx) if value else None
+
+
+def _timezone(value: Any, ctx: _Context) -> ZoneInfo:
+    try:
+        return ZoneInfo(_str(value, ctx))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r}") from exc
+
+
+def _clock(value: Any, ctx: _Context) -> time:
+    return parse_clock(_str(value, ctx))
+
+
+def _duration(value: Any, ctx: _Context) -> Duration:
+    return parse_duration(_str(value, ctx))
+
+
+def _durations(value: Any, ctx: _Context) -> tuple[Duration, ...]:
+    return tuple(parse_duration(v) for v in _str_list(value, ctx))
+
+
+def _days(value: Any, ctx: _Context) -> tuple[int, ...]:
+    days = []
+    for item in _str_list(value, ctx):
+        key = item.strip().lower()[:3]
+        if key not in WEEKDAYS:
+            raise ValueError(f"unknown weekday {item!r} (use {', '.join(WEEKDAYS)})")
+        days.append(WEEKDAYS.index(key))
+    if not days:
+        raise ValueError("at least one business day is needed")
+    return tuple(sorted(set(days)))
+
+
+def _dates(value: Any, ctx: _Context) -> tuple[date, ...]:
+    out = []
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, date):
+            out.append(item)
+        elif isinstance(item, str):
+            try:
+                out.append(date.fromisoformat(item))
+            except ValueError as exc:
+                raise ValueError(f"not a date (YYYY-MM-DD): {item!r}") from exc
+        else:
+            raise ValueError("expected a list of dates (YYYY-MM-DD)")
+    return tuple(out)
+
+
+def _country(value: Any, ctx: _Context) -> str:
+    import holidays
+
+    value = _str(value, ctx).strip().upper()
+    if value and value not in holidays.list_supported_countries():
+        raise ValueError(f"unknown holiday country {value!r}")
+    return value
+
+
+def _window(value: Any, ctx: _Context) -> str:
+    DailyWindow.parse(_str(value, ctx), ZoneInfo("UTC"))
+    return value
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?)b?\s*$", re.I)
+
+
+def _size(value: Any, ctx: _Context) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int(value, ctx)
+    match = _SIZE_RE.match(_str(value, ctx))
+    if not match:
+        raise ValueError(f"not a size like '25 MB': {value!r}")
+    number, unit, binary = match.groups()
+    power = " kmg".index(unit.lower() or " ")
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+def _choice(*choices: str) -> Converter:
+    def convert(value: Any, ctx: _Context) -> str:
+        value = _str(value, ctx)
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return convert
+
+
+def _listen(value: Any, ctx: _Context) -> tuple[str, int]:
+    host, sep, port = _str(value, ctx).rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _language(value: Any, ctx: _Context) -> str:
+    value = _str(value, ctx)
+    if not re.fullmatch(r"[a-z]{2,3}", value):
+        raise ValueError(f"not a language code: {value!r}")
+    return value
+
+
+def _languages(value: Any, ctx: _Context) -> tuple[str, ...]:
+    langs = tuple(_language(v, ctx) for v in _str_list(value, ctx))
+    if not langs:
+        raise ValueError("at least one language is needed")
+    return langs
+
+
+SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
+    "mailbot": {
+        "address": (_address, REQUIRED),
+        "name": (_str, "4Dustry"),
+        "data_dir": (_path, "data"),
+        "timezone": (_timezone, "Europe/Warsaw"),
+        "languages": (_languages, ["pl", "en"]),
+        "default_language": (_language, "pl"),
+        "templates": (_path, "templates"),
+        "contact_forms": (_addresses, []),
+        "trusted_authserv_ids": (_str_list, []),
+        "reopen_days": (_int, 14),
+        "max_attempts": (_int, 3),
+    },
+    "inbound.smtp": {
+        "enabled": (_bool, True),
+        "listen": (_listen, "127.0.0.1:2525"),
+        "protocol": (_choice("smtp", "lmtp"), "smtp"),
+        "max_message_size": (_size, "25 MB"),
+    },
+    "inbound.imap": {
+        "enabled": (_bool, False),
+        "host": (_str, "localhost"),
+        "port": (_int, 993),
+        "tls": (_choice("ssl", "starttls", "none"), "ssl"),
+        "cafile": (_optional_path, ""),
+        "username": (_str, ""),
+        "password_env": (_str, ""),
+        "password_file": (_optional_path, ""),
+        "folder": (_str, "INBOX"),
+        "processed_folder": (_str, ""),
+        "idle": (_bool, True),
+        "poll_interval": (_float, 60.0),
+    },
+    "outbound": {
+        "transport": (_choice("maildir", "smtp"), "maildir"),
+        "path": (_path, "data/sent"),
+        "host": (_str, "localhost"),
+        "port": (_int, 587),
+        "starttls": (_bool, True),
+        "ssl": (_bool, False),
+        "cafile": (_optional_path, ""),
+        "username": (_str, ""),
+        "password_env": (_str, ""),
+        "password_file": (_optional_path, ""),
+        "envelope_from": (_optional_address, ""),
+        "timeout": (_float, 30.0),
+        "max_attempts": (_int, 10),
+        "footer": (_str, ""),
+    },
+    "hours": {
+        "days": (_days, ["mon", "tue", "wed", "thu", "fri"]),
+        "open": (_clock, "08:00"),
+        "close": (_clock, "18:00"),
+        "holidays": (_country, "PL"),
+        "subdivision": (_str, ""),
+        "extra_holidays": (_dates, []),
+    },
+    "sla": {
+        "first_response": (_duration, "2 business days"),
+        "warn_before": (_durations, ["4h"]),
+        "notify": (_addresses, []),
+    },
+    "urgent": {
+        "keywords": (_str_list, ["pilne", "pilny", "urgent", "awaria", "asap"]),
+        "manager_hours": (_window, "07:00-22:00"),
+        "abuse_warn": (_int, 3),
+        "abuse_limit": (_int, 5),
+    },
+    "limits": {
+        "max_header_size": (_size, "256 KB"),
+        "max_parts": (_int, 500),
+        "max_depth": (_int, 20),
+        "auto_replies_per_10min": (_int, 3),
+        "auto_replies_per_day": (_int, 10),
+    },
+}
+
+TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
+    "agents": {"email": (_address, REQUIRED), "name": (_str, REQUIRED)},
+    "managers": {
+        "name": (_str, REQUIRED),
+        "email": (_address, REQUIRED),
+        "phone": (_str, ""),
+        "customers": (_customers, []),
+    },
+    "topics": {
+        "name": (_str, REQUIRED),
+        "keywords": (_str_list, []),
+        "agents": (_addresses, []),
+    },
+}
+
+
+class _Loader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+        self.ctx = _Context(base=path.parent.resolve())
+
+    def problem(self, section: str, key: str, text: str) -> None:
+        self.problems.append(f"{self.path.name}: [{section}] {key}: {text}")
+
+    def section(self, name: str, raw: Mapping[str, Any], schema: Mapping[str, Any]) -> dict:
+        values: dict[str, Any] = {}
+        for key in raw:
+            if key not in schema:
+                self.problem(name, key, "unknown key")
+        for key, (convert, default) in schema.items():
+            if key in raw:
+                value = raw[key]
+            elif default is REQUIRED:
+                self.problem(name, key, "missing (required)")
+                continue
+            else:
+                value = default
+            try:
+                values[key] = convert(value, self.ctx)
+            except (ValueError, TypeError) as exc:
+                self.problem(name, key, str(exc))
+        return values
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part, {}) if isinstance(node, Mapping) else {}
+    return node
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("MAILBOT_CONFIG", "config.toml"))
+
+
+def load(path: Path | str | None = None) -> Config:
+    """Read and validate the config file; raise ConfigError listing every problem."""
+    path = Path(path) if path else default_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path.name}: not valid TOML: {exc}"]) from exc
+    loader = _Loader(path)
+    known = {name.split(".")[0] for name in SCHEMA} | set(TABLE_ARRAYS)
+    for name in data:
+        if name not in known:
+            loader.problem(name, "*", "unknown section")
+    if "inbound" in data and isinstance(data["inbound"], Mapping):
+        for name in data["inbound"]:
+            if f"inbound.{name}" not in SCHEMA:
+                loader.problem(f"inbound.{name}", "*", "unknown section")
+    values = {}
+    for name, schema in SCHEMA.items():
+        raw = _lookup(data, name)
+        if not isinstance(raw, Mapping):
+            loader.problem(name, "*", "expected a table")
+            raw = {}
+        values[name] = loader.section(name, raw, schema)
+    arrays: dict[str, list[dict]] = {}
+    for name, schema in TABLE_ARRAYS.items():
+        items = data.get(name, [])
+        if not isinstance(items, list):
+            loader.problem(name, "*", "expected [[" + name + "]] entries")
+            items = []
+        arrays[name] = [loader.section(f"{name}.{i}", item, schema) for i, item in enumerate(items)]
+    _check_semantics(loader, values, arrays)
+    if loader.problems:
+        raise ConfigError(loader.problems)
+    return _build(path, values, arrays)
+
+
+def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
+    """Checks that span keys: secrets readable, templates present, names consistent."""
+    mb = values["mailbot"]
+    if (
+        "default_language" in mb
+        and "languages" in mb
+        and mb["default_language"] not in mb["languages"]
+    ):
+        loader.problem("mailbot", "default_language", "must be one of [mailbot] languages")
+    for section in ("inbound.imap", "outbound"):
+        sec = values[section]
+        in_use = (
+            sec.get("enabled", False)
+            if section == "inbound.imap"
+            else sec.get("transport") == "smtp" and sec.get("username")
+        )
+        _check_secret(loader, section, sec, required=bool(in_use))
+    hours = values["hours"]
+    if "open" in hours and "close" in hours and hours["open"] >= hours["close"]:
+        loader.problem("hours", "close", "must be later than open")
+    if "templates" in mb and "languages" in mb:
+        from mailbot.templates import missing_templates
+
+        for problem in missing_templates(mb["templates"], mb["languages"]):
+            loader.problem("mailbot", "templates", problem)
+    agent_emails = {a.get("email") for a in arrays["agents"]}
+    for i, topic in enumerate(arrays["topics"]):
+        for email in topic.get("agents", ()):
+            if email not in agent_emails:
+                loader.problem(f"topics.{i}", "agents", f"{email} is not in [[agents]]")
+
+
+def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> None:
+    env, file = sec.get("password_env"), sec.get("password_file")
+    if env and file:
+        loader.problem(section, "password_env", "give password_env or password_file, not both")
+    if file:
+        try:
+            file.read_text(encoding="utf-8")
+        except OSError as exc:
+            loader.problem(section, "password_file", f"cannot read {file}: {exc.strerror}")
+    elif env and required and env not in os.environ:
+        loader.problem(section, "password_env", f"environment variable {env} is not set")
+    elif required and not env and not file:
+        loader.problem(section, "password_env", "a password_env or password_file is needed")
+
+
+def _build(path: Path, values: dict, arrays: dict) -> Config:
+    mb, smtp, imap, out = (
+        values["mailbot"],
+        values["inbound.smtp"],
+        values["inbound.imap"],
+        values["outbound"],
+    )
+    host, port = smtp.pop("listen")
+    hours = values["hours"]
+    return Config(
+        path=path.resolve(),
+        mailbot=MailbotSection(**mb),
+        smtp=SmtpInbound(**smtp, host=host, port=port),
+        imap=ImapInbound(
+            password=Secret(imap.pop("password_env") or None, imap.pop("password_file")), **imap
+        ),
+        outbound=Outbound(
+            password=Secret(out.pop("password_env") or None, out.pop("password_file")), **out
+        ),
+        hours=Hours(
+            days=hours["days"],
+            opens=hours["open"],
+            closes=hours["close"],
+            holidays=hours["holidays"],
+            subdivision=hours["subdivision"],
+            extra_holidays=hours["extra_holidays"],
+        ),
+        sla=Sla(**values["sla"]),
+        urgent=Urgent(**values["urgent"]),
+        limits=Limits(**values["limits"]),
+        agents=tuple(Agent(**a) for a in arrays["agents"]),
+        managers=tuple(Manager(**m) for m in arrays["managers"]),
+        topics=tuple(Topic(**t) for t in arrays["topics"]),
+    )

@@ -1,0 +1,94 @@
+"""Render outgoing mail from sandboxed Jinja2 templates in templates/<lang>/<name>.txt.j2.
+
+A template's first line is `Subject: ...`, then a blank line, then the body. Values from inbound
+mail are passed as variables only, never compiled, so `{{7*7}}` in a customer's subject stays text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from babel.dates import format_date, format_time, get_day_names
+from jinja2.sandbox import SandboxedEnvironment
+
+# Every template the code renders; each must exist for every configured language.
+TEMPLATE_NAMES = (
+    "ack",  # new ticket: acknowledgement to the customer
+    "queued",  # follow-up before the first answer: "your request is in the queue" (once)
+    "agent_new",  # new ticket: notification to agents
+    "agent_followup",  # customer wrote again: notification to the assignee or agents
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+def format_when(moment: datetime, language: str) -> str:
+    """'środa, 2 grudnia 2026, 09:00' / 'Wednesday, December 2, 2026, 09:00'."""
+    return f"{format_date(moment, 'full', locale=language)}, {format_time(moment, 'HH:mm')}"
+
+
+def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str) -> str:
+    """Business hours as people write them: 'poniedziałek–piątek 08:00–18:00'."""
+    names = get_day_names("wide", locale=language)
+    if list(days) == list(range(days[0], days[-1] + 1)) and len(days) > 1:
+        span = f"{names[days[0]]}–{names[days[-1]]}"
+    else:
+        span = ", ".join(names[d] for d in days)
+    return f"{span} {opens:%H:%M}–{closes:%H:%M}"
+
+
+class Templates:
+    """Loads and renders the templates of one templates directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # plain-text mail; HTML is never produced from these
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.filters["when"] = format_when
+
+    def render(self, name: str, language: str, **context: object) -> Rendered:
+        template = self.env.get_template(f"{language}/{name}.txt.j2")
+        text = template.render(language=language, **context)
+        head, _, body = text.partition("\n")
+        if not head.startswith("Subject:"):
+            raise ValueError(f"{language}/{name}.txt.j2 must start with a 'Subject:' line")
+        # The subject is one header line: newlines from values must never fold into new headers.
+        subject = " ".join(head.removeprefix("Subject:").split())
+        return Rendered(subject=subject, body=body.lstrip("\n").rstrip() + "\n")
+
+
+@lru_cache(maxsize=8)
+def load(directory: Path) -> Templates:
+    return Templates(directory)
+
+
+def missing_templates(directory: Path, languages: tuple[str, ...]) -> list[str]:
+    """Problems with the templates: missing files or syntax errors, one line each."""
+    problems = []
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(directory)))
+    for language in languages:
+        for name in TEMPLATE_NAMES:
+            rel = f"{language}/{name}.txt.j2"
+            if not (directory / rel).is_file():
+                problems.append(f"missing template {directory.name}/{rel}")
+                continue
+            try:
+                env.get_template(rel)
+            except jinja2.TemplateSyntaxError as exc:
+                problems.append(f"{directory.name}/{rel}:{exc.lineno}: {exc.message}")
+    return problems

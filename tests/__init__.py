@@ -1,0 +1,1 @@
+"""mailbot test suite."""
