@@ -1,0 +1,336 @@
+"""The SQLite store: schema migrations, connection settings and the queries the daemon uses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("mailbot")
+
+
+def to_db(moment: datetime) -> str:
+    """UTC ISO 8601 text: sorts as time sorts, so SQL can compare it."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_db(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE inbound (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            source TEXT NOT NULL,              -- smtp, lmtp, imap, import
+            source_ref TEXT,                   -- e.g. IMAP folder/uidvalidity/uid, or file path
+            envelope_from TEXT,
+            envelope_to TEXT,
+            sha256 TEXT NOT NULL UNIQUE,
+            message_id TEXT,
+            size INTEGER NOT NULL,
+            -- pending processed duplicate ignored quarantined
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            reason TEXT,                       -- why it was ignored / quarantined
+            error TEXT,                        -- traceback of the last failure
+            no_replies INTEGER NOT NULL DEFAULT 0,
+            ticket_id INTEGER,
+            processed_at TEXT,
+            raw BLOB NOT NULL                  -- byte-identical copy of what arrived; last column
+        );
+        CREATE INDEX inbound_pending ON inbound(id) WHERE status = 'pending';
+        CREATE INDEX inbound_status ON inbound(status);
+
+        CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open',       -- open pending closed
+            priority TEXT NOT NULL DEFAULT 'normal',   -- normal urgent
+            language TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            requester_name TEXT,
+            topic TEXT,
+            assignee TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            first_response_due TEXT,
+            first_response_at TEXT,
+            pending_since TEXT,
+            closed_at TEXT,
+            queued_notice_at TEXT,
+            previous_ticket INTEGER REFERENCES tickets(id)
+        );
+        CREATE INDEX tickets_status ON tickets(status, created_at);
+        CREATE INDEX tickets_requester ON tickets(requester);
+        -- queue position: unanswered open tickets in order of arrival
+        CREATE INDEX tickets_queue ON tickets(created_at)
+            WHERE status = 'open' AND first_response_at IS NULL;
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            inbound_id INTEGER REFERENCES inbound(id),
+            outbox_id INTEGER,
+            direction TEXT NOT NULL,           -- in out
+            kind TEXT NOT NULL,                -- customer agent note system auto
+            from_addr TEXT,
+            from_name TEXT,
+            message_id TEXT,
+            subject TEXT,
+            text TEXT NOT NULL,
+            verified INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX messages_ticket ON messages(ticket_id, id);
+        CREATE INDEX messages_message_id ON messages(message_id);
+
+        CREATE TABLE participants (
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            address TEXT NOT NULL,
+            name TEXT,
+            role TEXT NOT NULL,                -- requester cc
+            PRIMARY KEY (ticket_id, address)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE attachments (
+            id INTEGER PRIMARY KEY,
+            message_row INTEGER NOT NULL REFERENCES messages(id),
+            filename TEXT NOT NULL,            -- sanitised display name, never a path
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL                 -- generated, relative to the data dir
+        );
+        CREATE INDEX attachments_message ON attachments(message_row);
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER,
+            inbound_id INTEGER,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,               -- mailbot, an agent address, admin
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX events_ticket ON events(ticket_id, id);
+
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER,
+            template TEXT NOT NULL,
+            to_addr TEXT NOT NULL,
+            cc TEXT NOT NULL DEFAULT '[]',     -- JSON list
+            from_name TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            message_id TEXT NOT NULL UNIQUE,
+            in_reply_to TEXT,
+            refs TEXT,                         -- References header value
+            auto_submitted TEXT,               -- auto-replied, auto-generated or NULL (human reply)
+            attachments TEXT NOT NULL DEFAULT '[]',  -- JSON list of attachments.id
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending sent failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE status = 'pending';
+        CREATE INDEX outbox_ticket ON outbox(ticket_id);
+        -- rate limits on automatic answers count recent rows per recipient
+        CREATE INDEX outbox_recipient ON outbox(to_addr, created_at);
+
+        CREATE TABLE timers (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER,
+            kind TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'scheduled',  -- scheduled fired cancelled
+            payload TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            fired_at TEXT
+        );
+        CREATE INDEX timers_due ON timers(due_at) WHERE status = 'scheduled';
+        CREATE INDEX timers_ticket ON timers(ticket_id);
+
+        CREATE TABLE imap_state (
+            folder TEXT PRIMARY KEY,
+            uidvalidity INTEGER NOT NULL,
+            last_uid INTEGER NOT NULL
+        );
+        """
+    )
+
+
+class Store:
+    """One connection to the mailbot database; one per thread."""
+
+    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write runs in atomic().
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        self.db = Database(conn, execute_plugins=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: the WAL is fsynced at every commit, so a committed message survives power loss.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        if migrate:
+            migrations.apply(self.db)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[Store]:
+        """A transaction (or a savepoint when nested): all or nothing."""
+        with self.db.atomic():
+            yield self
+
+    def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def one(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Iterable[Any] | dict = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Iterable[Any] | dict = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def insert(self, table: str, row: dict[str, Any]) -> int:
+        # Plain SQL rather than Table.insert(): no per-call schema introspection on the hot path.
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        cursor = self.conn.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
+        )
+        return int(cursor.lastrowid or 0)
+
+    def update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
+        sets = ", ".join(f"{key} = ?" for key in values)
+        self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values.values(), row_id))
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def store_inbound(
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        received_at: datetime,
+        source_ref: str | None = None,
+        envelope_from: str | None = None,
+        envelope_to: Iterable[str] = (),
+        message_id: str | None = None,
+        no_replies: bool = False,
+    ) -> tuple[int, bool]:
+        """Keep the raw bytes: (id, True) when new, (existing id, False) when seen before."""
+        digest = hashlib.sha256(raw).hexdigest()
+        existing = self.scalar("SELECT id FROM inbound WHERE sha256 = ?", (digest,))
+        if existing:
+            return existing, False
+        row_id = self.insert(
+            "inbound",
+            {
+                "received_at": to_db(received_at),
+                "source": source,
+                "source_ref": source_ref,
+                "envelope_from": envelope_from,
+                "envelope_to": json.dumps(list(envelope_to)),
+                "sha256": digest,
+                "message_id": message_id,
+                "size": len(raw),
+                "no_replies": int(no_replies),
+                "raw": raw,
+            },
+        )
+        return row_id, True
+
+    def add_event(
+        self,
+        kind: str,
+        detail: str,
+        *,
+        at: datetime,
+        ticket_id: int | None = None,
+        inbound_id: int | None = None,
+        actor: str = "mailbot",
+    ) -> None:
+        self.insert(
+            "events",
+            {
+                "ticket_id": ticket_id,
+                "inbound_id": inbound_id,
+                "at": to_db(at),
+                "actor": actor,
+                "kind": kind,
+                "detail": detail,
+            },
+        )
+
+    # -- lookups used by threading ------------------------------------------------------------
+
+    def ticket_by_message_ids(self, message_ids: Iterable[str]) -> tuple[int, str] | None:
+        """The ticket holding any of these Message-IDs (ours or a customer's), latest first."""
+        for mid in message_ids:
+            row = self.one(
+                "SELECT ticket_id FROM messages WHERE message_id = ? ORDER BY id DESC LIMIT 1",
+                (mid,),
+            ) or self.one(
+                "SELECT ticket_id FROM outbox WHERE message_id = ? AND ticket_id IS NOT NULL",
+                (mid,),
+            )
+            if row:
+                return int(row[0]), mid
+        return None
+
+    def is_participant(self, ticket_id: int, address: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT 1 FROM participants WHERE ticket_id = ? AND address = ?",
+                (ticket_id, address.lower()),
+            )
+        )
+
+    def has_message(self, message_id: str, from_addr: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT 1 FROM messages WHERE message_id = ? AND from_addr = ? LIMIT 1",
+                (message_id, from_addr),
+            )
+        )
+
+    def ticket(self, ticket_id: int) -> sqlite3.Row | None:
+        return self.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+
+    def queue_position(self, ticket_id: int, created_at: str) -> int:
+        """1 + unanswered open tickets that arrived earlier: requests are handled in order."""
+        ahead = self.scalar(
+            "SELECT count(*) FROM tickets WHERE status = 'open' AND first_response_at IS NULL"
+            " AND created_at < ?",
+            (created_at,),
+        )
+        return int(ahead) + 1

@@ -1,0 +1,179 @@
+"""Turn raw inbound bytes into a ParsedMessage: decoded headers, a text body, attachments.
+
+Parsing never raises for ugly mail: broken charsets fall back to a best guess, broken headers
+are read as absent. It raises `Unparseable` only for input that is not an email message at all
+(no header block), which the worker quarantines.
+"""
+
+from __future__ import annotations
+
+import email
+import email.utils
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import errors, policy
+from email.message import EmailMessage, Message
+
+from mailbot.mail.headers import (
+    addresses,
+    decode_header_text,
+    header_value,
+    header_values,
+    message_ids,
+)
+from mailbot.mail.html import html_to_text
+from mailbot.mail.mime import (
+    DSN_TYPES,
+    MESSAGE_TYPES,
+    children,
+    content_type,
+    is_attachment,
+    iter_parts,
+    part_bytes,
+    part_text,
+)
+
+
+class Unparseable(Exception):
+    """The input is not an email message we can take; the text says why."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    message: EmailMessage
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str
+    from_addr: str  # '' when the message names no usable sender
+    from_name: str
+    reply_to: tuple[tuple[str, str], ...]
+    to: tuple[tuple[str, str], ...]
+    cc: tuple[tuple[str, str], ...]
+    date: datetime | None
+    text: str
+    from_html: bool
+    attachments: tuple[Attachment, ...] = field(default=())
+
+    def header(self, name: str) -> str:
+        """A decoded header value, '' when absent or unreadable."""
+        return header_value(self.message, name)
+
+
+# -- bodies ------------------------------------------------------------------------------------
+
+
+def _leaves(msg: Message) -> tuple[Message | None, list[Message]]:
+    """(the text body part, the attachment parts): plain text preferred over HTML.
+
+    Like EmailMessage.get_body() and iter_attachments(), but reading types from the raw
+    headers (see mailbot.mail.mime) and never descending into attached messages.
+    """
+    plain = html = None
+    attachments = []
+    for part in iter_parts(msg):
+        ctype = content_type(part)
+        if ctype.startswith("multipart/") or ctype in DSN_TYPES:
+            continue
+        if ctype == "text/plain" and plain is None and not is_attachment(part):
+            plain = part
+        elif ctype == "text/html" and html is None and not is_attachment(part):
+            html = part
+        elif part is not msg:
+            attachments.append(part)
+    return plain or html, attachments
+
+
+def _body(part: Message | None) -> tuple[str, bool]:
+    if part is None:
+        return "", False
+    text = part_text(part)
+    if content_type(part) == "text/html":
+        return html_to_text(text), True
+    return text.replace("\r\n", "\n"), False
+
+
+def _attachment(part: Message) -> Attachment | None:
+    ctype = content_type(part)
+    try:
+        if ctype in MESSAGE_TYPES:
+            inner = children(part)
+            data = inner[0].as_bytes() if inner else b""
+        else:
+            data = part_bytes(part)
+        filename = part.get_filename() or ""
+    except Exception:  # a part we cannot even read is left out; the raw message keeps it
+        return None
+    return Attachment(filename=decode_header_text(str(filename)), content_type=ctype, data=data)
+
+
+def _date(msg: Message) -> datetime | None:
+    raw = header_value(msg, "date")
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed and parsed.tzinfo else None
+
+
+HEADER_LINE_RE = re.compile(rb"^(?:[!-9;-~]+[ \t]*:|[ \t])")
+
+
+def _repair_header_block(raw: bytes) -> bytes | None:
+    """The message with non-header lines dropped from its header block, or None if none were.
+
+    A stray line among the headers ends the header block for the parser, which would lose
+    From, Subject and everything after it.
+    """
+    end = re.search(rb"\r?\n\r?\n", raw)
+    head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
+    lines = head.splitlines(keepends=True)
+    kept = [line for line in lines if HEADER_LINE_RE.match(line)]
+    return b"".join(kept) + rest if len(kept) < len(lines) else None
+
+
+def _message(raw: bytes) -> EmailMessage:
+    # A leading blank line (seen in the wild) would make every header part of the body.
+    raw = raw.lstrip(b"\r\n")
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    if any(isinstance(d, errors.MissingHeaderBodySeparatorDefect) for d in msg.defects):
+        repaired = _repair_header_block(raw)
+        if repaired is not None:
+            msg = email.message_from_bytes(repaired, policy=policy.default)
+    return msg  # type: ignore[return-value]
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Parse raw message bytes; raise Unparseable when it is not mail at all."""
+    msg = _message(raw)
+    if not list(msg.raw_items()):
+        raise Unparseable("no header block: not an email message")
+    senders = addresses(msg, "from") or addresses(msg, "sender")
+    from_name, from_addr = senders[0] if senders else ("", "")
+    body, attachment_parts = _leaves(msg)
+    text, from_html = _body(body)
+    ids = message_ids(header_value(msg, "message-id"))
+    return ParsedMessage(
+        message=msg,
+        message_id=ids[0] if ids else None,
+        in_reply_to=message_ids(" ".join(header_values(msg, "in-reply-to"))),
+        references=message_ids(" ".join(header_values(msg, "references"))),
+        subject=header_value(msg, "subject"),
+        from_addr=from_addr,
+        from_name=from_name,
+        reply_to=addresses(msg, "reply-to"),
+        to=addresses(msg, "to"),
+        cc=addresses(msg, "cc"),
+        date=_date(msg),
+        text=text,
+        from_html=from_html,
+        attachments=tuple(filter(None, map(_attachment, attachment_parts))),
+    )
