@@ -1,0 +1,257 @@
+"""The `mailbot` command: run the daemon, import mail, look at tickets, outbox and quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailbot import config as config_module
+from mailbot import views
+from mailbot.config import Config, ConfigError
+from mailbot.context import Context, open_context
+
+Command = Callable[[argparse.Namespace, Config], int]
+
+
+def _print_json(document: object) -> None:
+    json.dump(document, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _table(rows: list[dict], columns: Sequence[str]) -> None:
+    """A plain aligned table; long values are cut so one row stays one line."""
+    cells = [[str(r.get(c) if r.get(c) is not None else "-")[:60] for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _context(cfg: Config) -> Context:
+    return open_context(cfg)
+
+
+def cmd_check_config(args: argparse.Namespace, cfg: Config) -> int:
+    print(
+        f"{cfg.path.name}: OK ({len(cfg.agents)} agents,"
+        f" languages {', '.join(cfg.mailbot.languages)})"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import daemon
+
+    if args.once:
+        ctx = _context(cfg)
+        try:
+            summary = daemon.run_once(ctx)
+        finally:
+            ctx.close()
+        print(summary)
+        return 0
+    return daemon.serve(cfg)
+
+
+def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot.sources.files import import_paths
+    from mailbot.worker import process_pending
+
+    ctx = _context(cfg)
+    try:
+        missing = [p for p in args.paths if not p.exists()]
+        if missing:
+            print(f"mailbot import: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+            return 2
+        new, known = import_paths(ctx.store, args.paths, no_replies=args.no_replies)
+        counts = process_pending(ctx)
+    finally:
+        ctx.close()
+    print(
+        f"imported {new} new, {known} already known; processed {counts.processed},"
+        f" ignored {counts.ignored}, quarantined {counts.quarantined}"
+    )
+    return 0
+
+
+def cmd_tickets(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        tickets = views.tickets(ctx, status=args.status)
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(tickets)
+    else:
+        columns = (
+            "id",
+            "status",
+            "priority",
+            "language",
+            "topic",
+            "requester",
+            "assignee",
+            "first_response_due",
+            "subject",
+        )
+        _table([views.short_times(t) for t in tickets], columns)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        ticket = views.show(ctx, args.id)
+    finally:
+        ctx.close()
+    if ticket is None:
+        print(f"mailbot show: no ticket {args.id}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(ticket)
+    else:
+        print(views.show_text(ticket))
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        rows = views.outbox(ctx, status=args.status)
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(
+            rows, ("id", "ticket", "template", "to", "status", "attempts", "last_error", "subject")
+        )
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        rows = views.inbound(ctx, status="quarantined")
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(rows, ("id", "received_at", "source", "attempts", "message_id", "reason"))
+    return 0
+
+
+def cmd_inbound(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        rows = views.inbound(ctx, status=args.status)
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(rows, ("id", "received_at", "source", "status", "ticket", "message_id", "reason"))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot.worker import process_pending
+
+    ctx = _context(cfg)
+    try:
+        row = ctx.store.one("SELECT status FROM inbound WHERE id = ?", (args.id,))
+        if row is None or row["status"] != "quarantined":
+            print(f"mailbot retry: inbound {args.id} is not in quarantine", file=sys.stderr)
+            return 1
+        with ctx.store.atomic():
+            ctx.store.update("inbound", args.id, {"status": "pending", "attempts": 0})
+            ctx.store.add_event(
+                "retry",
+                "put back by an admin",
+                at=datetime.now(UTC),
+                inbound_id=args.id,
+                actor="admin",
+            )
+        process_pending(ctx)
+        after = ctx.store.one(
+            "SELECT status, reason, ticket_id FROM inbound WHERE id = ?", (args.id,)
+        )
+    finally:
+        ctx.close()
+    assert after is not None
+    print(
+        f"inbound {args.id}: {after['status']}"
+        + (f" (ticket {after['ticket_id']})" if after["ticket_id"] else "")
+        + (f": {after['reason']}" if after["status"] != "processed" and after["reason"] else "")
+    )
+    return 0 if after["status"] != "quarantined" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailbot", description=__doc__)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: $MAILBOT_CONFIG, then ./config.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "run the daemon: sources, pipeline, outbox sender, scheduler")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="process everything pending (inbound, due timers, outbox) and exit",
+    )
+    add("check-config", cmd_check_config, "validate config and templates")
+    p = add(
+        "import", cmd_import, "feed .eml files, mbox files or Maildir folders through the pipeline"
+    )
+    p.add_argument("--no-replies", action="store_true", help="send no acknowledgements")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p = add("tickets", cmd_tickets, "list tickets")
+    p.add_argument("--status", choices=("open", "pending", "closed"))
+    p.add_argument("--json", action="store_true")
+    p = add("show", cmd_show, "one ticket with its messages and events")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p = add("outbox", cmd_outbox, "outgoing mail and its delivery state")
+    p.add_argument("--status", choices=("pending", "sent", "failed"))
+    p.add_argument("--json", action="store_true")
+    p = add("quarantine", cmd_quarantine, "mail that failed processing")
+    p.add_argument("--json", action="store_true")
+    p = add("retry", cmd_retry, "put a quarantined message back through the pipeline")
+    p.add_argument("id", type=int)
+    p = add("inbound", cmd_inbound, "every stored inbound message and what became of it")
+    p.add_argument(
+        "--status", choices=("pending", "processed", "duplicate", "ignored", "quarantined")
+    )
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_module.load(args.config)
+    except ConfigError as exc:
+        # check-config reports on stdout (it is its output); other commands on stderr.
+        stream = sys.stdout if args.command == "check-config" else sys.stderr
+        for problem in exc.problems:
+            print(problem, file=stream)
+        return 1
+    return args.func(args, cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The transactional outbox: enqueue rendered mail with its final Message-ID; deliver with retries.
+
+Rows are written in the same transaction as the change that caused them. Delivery takes due
+rows one at a time and marks each sent in its own commit right after the transport accepted it,
+so a crash can at worst resend the one message in flight (the Maildir transport not even that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import smtplib
+import ssl
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from mailbot.config import Config
+from mailbot.context import Context
+from mailbot.db import to_db
+from mailbot.mail import compose
+
+log = logging.getLogger("mailbot.outbox")
+
+BACKOFF_BASE = 30.0  # seconds before the first retry
+BACKOFF_CAP = 3600.0  # never wait longer than an hour between attempts
+
+
+class DeliveryError(Exception):
+    """Delivery failed; `permanent` says whether retrying can help."""
+
+    def __init__(self, text: str, *, permanent: bool) -> None:
+        super().__init__(text)
+        self.permanent = permanent
+
+
+def enqueue(
+    ctx: Context,
+    *,
+    now: datetime,
+    ticket_id: int | None,
+    template: str,
+    language: str,
+    to: str,
+    purpose: str,
+    context: dict[str, object],
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str | None = "auto-replied",
+    from_name: str | None = None,
+    cc: Sequence[str] = (),
+    attachments: Iterable[int] = (),
+) -> tuple[int, str]:
+    """Render a template into an outbox row; returns (row id, Message-ID)."""
+    rendered = ctx.templates.render(template, language, **context)
+    message_id = ctx.signer.message_id(ticket_id or 0, purpose, to)
+    row_id = ctx.store.insert(
+        "outbox",
+        {
+            "ticket_id": ticket_id,
+            "template": template,
+            "to_addr": to,
+            "cc": json.dumps(list(cc)),
+            "from_name": from_name or ctx.cfg.mailbot.name,
+            "subject": rendered.subject,
+            "body": rendered.body,
+            "message_id": message_id,
+            "in_reply_to": in_reply_to,
+            "refs": " ".join(references[-20:]) or None,  # bounded: some threads grow long
+            "auto_submitted": auto_submitted,
+            "attachments": json.dumps(list(attachments)),
+            "next_attempt_at": to_db(now),
+            "created_at": to_db(now),
+        },
+    )
+    return row_id, message_id
+
+
+# -- transports --------------------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    def send(self, key: str, envelope_from: str, recipients: list[str], data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MaildirTransport:
+    """Writes each message as a file in a Maildir's new/ (tmp → fsync → rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+
+    def send(self, key: str, envelope_from: str, recipients: list[str], data: bytes) -> None:
+        name = f"{key}.mailbot"
+        final = self.path / "new" / name
+        if final.exists() or (self.path / "cur" / f"{name}:2,").exists():
+            return  # delivered before a crash prevented marking the row: never twice
+        tmp = self.path / "tmp" / name
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, final)
+        dir_fd = os.open(self.path / "new", os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """Hands messages to an SMTP relay, keeping one connection for a delivery pass."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.out = cfg.outbound
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        out = self.out
+        context = ssl.create_default_context(cafile=str(out.cafile) if out.cafile else None)
+        smtp: smtplib.SMTP
+        if out.ssl:
+            smtp = smtplib.SMTP_SSL(out.host, out.port, timeout=out.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(out.host, out.port, timeout=out.timeout)
+            if out.starttls:
+                smtp.starttls(context=context)
+        if out.username:
+            smtp.login(out.username, out.password.read() or "")
+        return smtp
+
+    def send(self, key: str, envelope_from: str, recipients: list[str], data: bytes) -> None:
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            refused = self._smtp.sendmail(envelope_from, recipients, data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(
+                f"recipients refused: {exc.recipients}", permanent=all(c >= 500 for c in codes)
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            text = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
+            raise DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+        if refused:
+            raise DeliveryError(f"recipients refused: {refused}", permanent=True)
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._smtp.quit()
+            self._smtp = None
+
+
+def make_transport(cfg: Config) -> Transport:
+    if cfg.outbound.transport == "smtp":
+        return SmtpTransport(cfg)
+    return MaildirTransport(cfg.outbound.path)
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after `attempts` failures: exponential, capped, with ±20 % jitter."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return delay * (rng or random).uniform(0.8, 1.2)
+
+
+def delivery_key(row_id: int, message_id: str) -> str:
+    return f"{row_id}.{hashlib.sha256(message_id.encode()).hexdigest()[:16]}"
+
+
+def deliver_due(
+    ctx: Context,
+    transport: Transport,
+    now: datetime,
+    limit: int = 200,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> DeliveryReport:
+    """Deliver pending rows whose time has come; each outcome committed on its own."""
+    store, cfg = ctx.store, ctx.cfg
+    report = DeliveryReport()
+    rows = store.all(
+        "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+        " ORDER BY id LIMIT ?",
+        (to_db(now), limit),
+    )
+    envelope_from = cfg.outbound.envelope_from or cfg.mailbot.address
+    for row in rows:
+        if should_stop():
+            break
+        att_ids = json.loads(row["attachments"])
+        att_rows = (
+            store.all(
+                f"SELECT * FROM attachments WHERE id IN ({','.join('?' * len(att_ids))})", att_ids
+            )
+            if att_ids
+            else []
+        )
+        recipients = [row["to_addr"], *json.loads(row["cc"])]
+        try:
+            data = compose.build(row, cfg.mailbot.address, cfg.mailbot.data_dir, att_rows)
+            transport.send(
+                delivery_key(row["id"], row["message_id"]), envelope_from, recipients, data
+            )
+        except DeliveryError as exc:
+            _record_failure(ctx, row, str(exc), exc.permanent, now, report)
+            continue
+        except Exception as exc:  # a row we cannot even build must not block the others
+            _record_failure(ctx, row, f"{type(exc).__name__}: {exc}", True, now, report)
+            continue
+        with store.atomic():
+            store.update(
+                "outbox",
+                row["id"],
+                {"status": "sent", "sent_at": to_db(now), "attempts": row["attempts"] + 1},
+            )
+        report.sent += 1
+        log.info(
+            "sent",
+            extra={
+                "ticket": row["ticket_id"],
+                "message_id": row["message_id"],
+                "to": row["to_addr"],
+            },
+        )
+    return report
+
+
+def _record_failure(
+    ctx: Context, row, error: str, permanent: bool, now: datetime, report: DeliveryReport
+) -> None:
+    attempts = row["attempts"] + 1
+    final = permanent or attempts >= ctx.cfg.outbound.max_attempts
+    values: dict[str, object] = {"attempts": attempts, "last_error": error[:2000]}
+    if final:
+        values["status"] = "failed"
+        report.failed += 1
+    else:
+        values["next_attempt_at"] = to_db(now + timedelta(seconds=backoff(attempts)))
+        report.retried += 1
+    with ctx.store.atomic():
+        ctx.store.update("outbox", row["id"], values)
+        if final:
+            ctx.store.add_event(
+                "delivery-failed",
+                f"{row['template']} to {row['to_addr']}: {error[:500]}",
+                at=now,
+                ticket_id=row["ticket_id"],
+            )
+    log.warning(
+        "delivery failed" if final else "delivery deferred",
+        extra={"ticket": row["ticket_id"], "message_id": row["message_id"], "error": error[:300]},
+    )
+
+
+def next_due(ctx: Context) -> datetime | None:
+    """When the next pending row is due, for the sender loop to sleep until then."""
+    value = ctx.store.scalar("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
+    return datetime.fromisoformat(value) if value else None

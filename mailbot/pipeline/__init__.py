@@ -1,0 +1,80 @@
+"""Processing steps that turn stored mail into ticket decisions, and the outcomes that stop them.
+
+A `Job` is one inbound message on its way through the steps declared in `STEPS`
+(parse → classify → thread → apply). Each step reads what the earlier ones found and adds its
+own finding; only `apply` writes. Outcomes that end processing early are exceptions: `Ignore`
+(stored and marked, nothing more) and `Quarantine` (cannot be processed; kept with the reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailbot.config import Agent
+    from mailbot.context import Context
+    from mailbot.mail.automatic import Automatic
+    from mailbot.mail.parse import ParsedMessage
+
+
+class Ignore(Exception):
+    """The message is stored and marked with this reason; nothing else happens."""
+
+    status = "ignored"
+
+
+class Duplicate(Ignore):
+    """The same message (Message-ID and sender) was already processed."""
+
+    status = "duplicate"
+
+
+class Loop(Ignore):
+    """Our own mail came back to us."""
+
+
+class Quarantine(Exception):
+    """The message cannot be processed; an admin can look at it and retry."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote the message, as far as mailbot is concerned."""
+
+    kind: str  # customer | agent | unverified-agent | automatic
+    address: str
+    name: str
+    reason: str
+    agent: Agent | None = None
+    automatic: Automatic | None = None
+    via_form: bool = False
+
+
+@dataclass(frozen=True)
+class ThreadMatch:
+    ticket_id: int | None
+    reason: str
+
+
+@dataclass
+class Job:
+    """One inbound message in flight through the steps."""
+
+    ctx: Context
+    inbound_id: int
+    raw: bytes
+    received_at: datetime
+    now: datetime
+    source: str = "import"
+    no_replies: bool = False
+    envelope_from: str | None = None
+    parsed: ParsedMessage | None = None
+    sender: Sender | None = None
+    language: str = ""
+    priority: str = "normal"
+    priority_reason: str = ""
+    match: ThreadMatch | None = None
+    ticket_id: int | None = None
+    notes: list[str] = field(default_factory=list)

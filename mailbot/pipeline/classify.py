@@ -1,0 +1,280 @@
+"""Classify step: who wrote the message (customer, agent, robot), its language and priority."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from mailbot.mail.automatic import detect_automatic
+from mailbot.mail.headers import addresses, header_values
+from mailbot.pipeline import Job, Loop, Quarantine, Sender
+
+# Frequent short words per language; a message's language is the one whose words it uses most.
+STOPWORDS = {
+    "pl": frozenset(
+        [
+            "i",
+            "w",
+            "z",
+            "na",
+            "nie",
+            "się",
+            "jest",
+            "że",
+            "do",
+            "to",
+            "jak",
+            "czy",
+            "o",
+            "po",
+            "co",
+            "ale",
+            "mam",
+            "mamy",
+            "jestem",
+            "być",
+            "proszę",
+            "dzień",
+            "dobry",
+            "witam",
+            "pozdrawiam",
+            "dziękuję",
+            "dziękujemy",
+            "zamówienie",
+            "faktura",
+            "pan",
+            "pani",
+            "państwa",
+            "od",
+            "już",
+            "tak",
+            "oraz",
+            "dla",
+            "przez",
+            "przy",
+            "bardzo",
+            "jednak",
+            "tylko",
+            "może",
+            "można",
+        ]
+    ),
+    "en": frozenset(
+        [
+            "the",
+            "and",
+            "is",
+            "to",
+            "of",
+            "you",
+            "for",
+            "please",
+            "thanks",
+            "thank",
+            "hello",
+            "hi",
+            "regards",
+            "dear",
+            "we",
+            "our",
+            "have",
+            "has",
+            "it",
+            "this",
+            "that",
+            "with",
+            "not",
+            "are",
+            "was",
+            "be",
+            "can",
+            "could",
+            "would",
+            "order",
+            "invoice",
+            "my",
+            "your",
+            "from",
+            "on",
+            "at",
+            "as",
+            "an",
+            "a",
+        ]
+    ),
+    "de": frozenset(
+        [
+            "und",
+            "der",
+            "die",
+            "das",
+            "ist",
+            "nicht",
+            "ich",
+            "sie",
+            "wir",
+            "mit",
+            "für",
+            "bitte",
+            "danke",
+            "hallo",
+            "grüße",
+            "ein",
+            "eine",
+            "zu",
+            "von",
+            "auf",
+        ]
+    ),
+}
+POLISH_LETTERS = frozenset("ąćęłńśźżĄĆĘŁŃŚŹŻ")
+WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
+AUTH_RESULT_RE = re.compile(r"\bdmarc\s*=\s*(\w+)", re.I)
+HEADER_FROM_RE = re.compile(r"\bheader\.from\s*=\s*\"?([^\s;\"]+)", re.I)
+
+
+def detect_language(text: str, languages: tuple[str, ...], default: str) -> tuple[str, str]:
+    """(language, reason): the configured language whose common words the text uses most."""
+    words = WORD_RE.findall(text[:4000].lower())
+    scores = {lang: 0 for lang in languages if lang in STOPWORDS}
+    for word in words:
+        for lang in scores:
+            if word in STOPWORDS[lang]:
+                scores[lang] += 1
+    if "pl" in scores:
+        # Polish diacritics are a strong signal even in short messages.
+        scores["pl"] += 2 * sum(ch in POLISH_LETTERS for ch in text[:4000])
+    if not scores or max(scores.values()) == 0:
+        return default, f"no language signal; default {default}"
+    best = max(scores, key=lambda lang: (scores[lang], lang == default))
+    return best, "word scores " + ", ".join(f"{k}={v}" for k, v in sorted(scores.items()))
+
+
+def _fold(text: str) -> str:
+    """Lower-case without diacritics, so 'PILNE' matches 'pilne' and 'awaria' 'Awaria'."""
+    text = unicodedata.normalize("NFKD", text.lower()).replace("ł", "l")
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def detect_priority(job: Job) -> tuple[str, str]:
+    """('urgent', why) from subject keywords or Importance/X-Priority/Priority headers."""
+    parsed = job.parsed
+    assert parsed is not None
+    subject = _fold(parsed.subject)
+    for keyword in job.ctx.cfg.urgent.keywords:
+        if re.search(rf"(?<!\w){re.escape(_fold(keyword))}(?!\w)", subject):
+            return "urgent", f"keyword {keyword!r} in subject"
+    importance = parsed.header("importance").lower()
+    if importance == "high":
+        return "urgent", "Importance: high"
+    x_priority = parsed.header("x-priority")
+    if x_priority[:1] in {"1", "2"} and not x_priority[1:2].isdigit():
+        return "urgent", f"X-Priority: {x_priority}"
+    if parsed.header("priority").lower() == "urgent":
+        return "urgent", "Priority: urgent"
+    return "normal", ""
+
+
+def dmarc_pass(job: Job, address: str) -> str | None:
+    """The trusted authserv-id that saw DMARC pass for the From domain, else None.
+
+    Only the first Authentication-Results header from a trusted authserv-id counts: the receiving
+    MTA adds it on top and must strip forged copies carrying its own id (RFC 8601 §5).
+    """
+    parsed = job.parsed
+    assert parsed is not None
+    trusted = {t.lower() for t in job.ctx.cfg.mailbot.trusted_authserv_ids}
+    domain = address.rpartition("@")[2]
+    for value in header_values(parsed.message, "authentication-results"):
+        authserv_id = value.split(";", 1)[0].strip().split()[0].lower() if value.strip() else ""
+        if authserv_id not in trusted:
+            continue
+        verdict = AUTH_RESULT_RE.search(value)
+        header_from = HEADER_FROM_RE.search(value)
+        if (
+            verdict
+            and verdict.group(1).lower() == "pass"
+            and (header_from is None or header_from.group(1).lower() == domain)
+        ):
+            return authserv_id
+        return None
+    return None
+
+
+def _agent_sender(job: Job, address: str, name: str) -> Sender:
+    cfg, signer = job.ctx.cfg, job.ctx.signer
+    agent = cfg.agent(address)
+    assert agent is not None and job.parsed is not None
+    for mid in (*job.parsed.in_reply_to, *job.parsed.references):
+        token = signer.parse(mid)
+        if token and token.purpose == "agent" and signer.verify(token, address):
+            return Sender("agent", address, name, f"signed token {mid}", agent=agent)
+    authserv = dmarc_pass(job, address)
+    if authserv:
+        return Sender("agent", address, name, f"dmarc=pass from {authserv}", agent=agent)
+    return Sender(
+        "unverified-agent",
+        address,
+        name,
+        "agent address without a valid token or trusted DMARC pass",
+        agent=agent,
+    )
+
+
+def _fallback_sender(job: Job) -> Sender:
+    """A message without From: its Reply-To, Return-Path or SMTP envelope sender answers for it."""
+    parsed = job.parsed
+    assert parsed is not None
+    candidates = [
+        *((name, addr, "Reply-To") for name, addr in parsed.reply_to),
+        *(("", addr, "Return-Path") for _, addr in addresses(parsed.message, "return-path")),
+        ("", (job.envelope_from or "").lower(), "envelope sender"),
+    ]
+    for name, address, where in candidates:
+        if "@" in address and address != job.ctx.cfg.mailbot.address:
+            return Sender("customer", address, name, f"no From; sender from {where}")
+    raise Quarantine("no sender address in From, Sender, Reply-To, Return-Path or envelope")
+
+
+def classify_sender(job: Job) -> Sender:
+    parsed = job.parsed
+    assert parsed is not None
+    cfg = job.ctx.cfg.mailbot
+    own_addresses = {cfg.address}
+    automatic = detect_automatic(
+        parsed.message, own_domains=(cfg.domain,), own_addresses=own_addresses
+    )
+    if parsed.from_addr == cfg.address or (
+        parsed.message_id and job.ctx.signer.parse(parsed.message_id)
+    ):
+        raise Loop(f"our own mail came back (From {parsed.from_addr}, {parsed.message_id})")
+    if automatic:
+        return Sender(
+            "automatic", parsed.from_addr, parsed.from_name, automatic.reason, automatic=automatic
+        )
+    if not parsed.from_addr:
+        return _fallback_sender(job)
+    if parsed.from_addr in cfg.contact_forms:
+        reply_to = [a for a in parsed.reply_to if a[1] not in own_addresses]
+        if not reply_to:
+            raise Quarantine(f"contact form mail from {parsed.from_addr} without a Reply-To")
+        name, address = reply_to[0]
+        return Sender(
+            "customer", address, name, f"contact form {parsed.from_addr}: Reply-To", via_form=True
+        )
+    if job.ctx.cfg.agent(parsed.from_addr):
+        return _agent_sender(job, parsed.from_addr, parsed.from_name)
+    return Sender("customer", parsed.from_addr, parsed.from_name, "not an agent, not automatic")
+
+
+def run(job: Job) -> None:
+    """Decide who sent the message, its language and its priority."""
+    parsed = job.parsed
+    assert parsed is not None
+    job.sender = classify_sender(job)
+    cfg = job.ctx.cfg.mailbot
+    job.language, why = detect_language(
+        f"{parsed.subject}\n{parsed.text}", cfg.languages, cfg.default_language
+    )
+    job.notes.append(f"language {job.language}: {why}")
+    job.priority, job.priority_reason = detect_priority(job)

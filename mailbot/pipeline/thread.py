@@ -1,0 +1,63 @@
+"""Thread step: find the ticket a message belongs to, in the order DESIGN §2 lays down.
+
+1. a reply token we issued (signed Message-ID) in In-Reply-To/References;
+2. any stored Message-ID, ours or the customer's, in In-Reply-To/References;
+3. the subject tag `[Name #123]`, only when the sender already takes part in ticket 123;
+4. otherwise no ticket (the apply step opens a new one).
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailbot.pipeline import Job, ThreadMatch
+
+# Reply/forward prefixes in the languages our customers' mail clients speak, in any case.
+PREFIX_RE = re.compile(
+    r"^\s*(?:(?:re|aw|sv|vs|odp|odpowiedź|pd|prześlij dalej|fwd?|fw|tr|antw|wg|r|rif|"
+    r"automatic reply|automatyczna odpowiedź|auto)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    re.I,
+)
+
+
+def clean_subject(subject: str) -> str:
+    """The subject without reply/forward prefixes (repeated, any case) and surrounding space."""
+    return PREFIX_RE.sub("", subject).strip()
+
+
+def tag_re(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\[\s*{re.escape(name)}\s*#\s*(\d{{1,12}})\s*\]", re.I)
+
+
+def find_ticket(job: Job) -> ThreadMatch:
+    parsed, store, signer = job.parsed, job.ctx.store, job.ctx.signer
+    assert parsed is not None and job.sender is not None
+    referenced = (*parsed.in_reply_to, *reversed(parsed.references))
+    automatic = job.sender.automatic
+    if automatic and automatic.bounce and automatic.bounce.original_message_id:
+        # A bounce names the message that failed: that is the ticket it belongs to.
+        referenced = (automatic.bounce.original_message_id.lower(), *referenced)
+    referenced = tuple(dict.fromkeys(referenced))
+    for mid in referenced:
+        token = signer.parse(mid)
+        if token and signer.verify(token, job.sender.address) and store.ticket(token.ticket_id):
+            return ThreadMatch(token.ticket_id, f"reply token {mid}")
+    found = store.ticket_by_message_ids(referenced)
+    if found:
+        return ThreadMatch(found[0], f"references stored Message-ID {found[1]}")
+    match = tag_re(job.ctx.cfg.mailbot.name).search(parsed.subject)
+    if match:
+        ticket_id = int(match.group(1))
+        if store.ticket(ticket_id) and job.sender.kind == "agent":
+            return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, authenticated agent")
+        if store.ticket(ticket_id) and store.is_participant(ticket_id, job.sender.address):
+            return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, sender takes part")
+        return ThreadMatch(
+            None, f"subject tag #{ticket_id} ignored: {job.sender.address} does not take part"
+        )
+    return ThreadMatch(None, "no reference, no subject tag")
+
+
+def run(job: Job) -> None:
+    """Attach the message to a ticket, or leave job.match.ticket_id None for a new one."""
+    job.match = find_ticket(job)

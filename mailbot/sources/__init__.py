@@ -1,0 +1,1 @@
+"""Sources that accept mail and store it durably in the inbound table."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: the third-party corpus, fresh configs and stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Real servers for protocol tests: the `dovecot` and `smtp_sink` fixtures.
+pytest_plugins = ["tests.servers"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """Path of ../shared/corpus; skips when absent, but fails in CI (CI=true)."""
+    if not CORPUS.is_dir():
+        if _in_ci():
+            pytest.fail(f"corpus missing at {CORPUS} (CI requires it)")
+        pytest.skip(f"corpus not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def bot(tmp_path: Path):
+    """A fresh mailbot on the shipped config, in a temp dir, with the Maildir transport."""
+    from tests.helpers import Mailbot
+
+    instance = Mailbot(tmp_path)
+    yield instance
+    instance.close()
