@@ -1,0 +1,238 @@
+"""IMAP source: fetch new mail by UID, store it, and only then flag or move it on the server.
+
+`(folder, UIDVALIDITY, last UID)` is kept in the `imap_state` table in the same transaction as
+the stored messages. Mail the daemon stored is marked with the keyword `$MailbotStored` (and
+\\Seen) or moved to `processed_folder`; a crash between commit and flagging only means the flag
+is set on the next pass. After a UIDVALIDITY change the folder is rescanned and intake's
+content hash keeps anything from being stored twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+from mailbot.config import Config
+from mailbot.db import Store
+from mailbot.intake import accept
+
+log = logging.getLogger("mailbot.imap")
+
+STORED = b"$MailbotStored"
+FETCH_BYTES = 16 * 1024 * 1024  # fetch in batches of about this many bytes
+IDLE_MAX = 25 * 60  # RFC 2177: re-issue IDLE before servers' 30-minute timeout
+
+
+def backoff(attempt: int, cap: float = 60.0) -> float:
+    """Reconnect delay: 1 s, 2 s, 4 s … up to `cap`, with ±30 % jitter so clients don't stampede."""
+    return min(cap, 2.0**attempt) * random.uniform(0.7, 1.3)
+
+
+class ImapSource:
+    """Keeps one folder of one IMAP account drained into the inbound table."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        db_path: Path,
+        on_stored: Callable[[], None],
+        stop: threading.Event,
+    ) -> None:
+        self.cfg = cfg
+        self.db_path = db_path
+        self.on_stored = on_stored
+        self.stop = stop
+        self.use_keyword = True
+
+    # -- connection ------------------------------------------------------------------------
+
+    def connect(self) -> IMAPClient:
+        imap = self.cfg.imap
+        context = ssl.create_default_context(cafile=str(imap.cafile) if imap.cafile else None)
+        client = IMAPClient(
+            imap.host, port=imap.port, ssl=imap.tls == "ssl", ssl_context=context, timeout=30
+        )
+        try:
+            if imap.tls == "starttls":
+                client.starttls(context)
+            client.login(imap.username, imap.password.read() or "")
+        except BaseException:
+            client.shutdown()
+            raise
+        return client
+
+    def run(self) -> None:
+        """Thread body: connect, drain, wait (IDLE or poll), reconnect after failures."""
+        store = Store(self.db_path, migrate=False)
+        attempt = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    client = self.connect()
+                except Exception as exc:
+                    delay = backoff(attempt)
+                    attempt += 1
+                    log.warning(
+                        "imap connect failed",
+                        extra={"error": repr(exc), "retry_in": round(delay, 1)},
+                    )
+                    self.stop.wait(delay)
+                    continue
+                attempt = 0
+                log.info(
+                    "imap connected",
+                    extra={"host": self.cfg.imap.host, "folder": self.cfg.imap.folder},
+                )
+                try:
+                    self.session(client, store)
+                except Exception as exc:
+                    if self.stop.is_set():
+                        break
+                    delay = backoff(attempt)
+                    attempt += 1
+                    log.warning(
+                        "imap connection lost",
+                        extra={"error": repr(exc), "retry_in": round(delay, 1)},
+                    )
+                    self.stop.wait(delay)
+                finally:
+                    _close(client)
+        finally:
+            store.close()
+
+    def session(self, client: IMAPClient, store: Store) -> None:
+        folder = self.cfg.imap.folder
+        info = client.select_folder(folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        flags = info.get(b"PERMANENTFLAGS", ())
+        self.use_keyword = b"\\*" in flags or STORED in flags
+        idle = self.cfg.imap.idle and client.has_capability("IDLE")
+        while not self.stop.is_set():
+            self.sync(client, store, folder, uidvalidity)
+            if idle:
+                self.wait_idle(client)
+            else:
+                self.stop.wait(self.cfg.imap.poll_interval)
+                client.noop()
+
+    def wait_idle(self, client: IMAPClient) -> None:
+        """IDLE until the server reports new mail, the poll interval passes, or we stop."""
+        deadline = time.monotonic() + min(self.cfg.imap.poll_interval, IDLE_MAX)
+        client.idle()
+        try:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                responses = client.idle_check(timeout=1)
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return
+        finally:
+            client.idle_done()
+
+    # -- draining --------------------------------------------------------------------------
+
+    def _last_uid(self, store: Store, folder: str, uidvalidity: int) -> int:
+        row = store.one("SELECT uidvalidity, last_uid FROM imap_state WHERE folder = ?", (folder,))
+        if row is None:
+            return 0
+        if row["uidvalidity"] != uidvalidity:
+            log.warning(
+                "UIDVALIDITY changed; rescanning folder (stored mail is recognised by content)",
+                extra={"folder": folder, "old": row["uidvalidity"], "new": uidvalidity},
+            )
+            return 0
+        return int(row["last_uid"])
+
+    def sync(self, client: IMAPClient, store: Store, folder: str, uidvalidity: int) -> int:
+        """Store every message not stored yet, then mark it on the server. Returns how many."""
+        last_uid = self._last_uid(store, folder, uidvalidity)
+        if self.use_keyword:
+            candidates = client.search(["NOT", "KEYWORD", STORED.decode(), "NOT", "DELETED"])
+        else:
+            candidates = client.search(["UID", f"{last_uid + 1}:*", "NOT", "DELETED"])
+        candidates = sorted(candidates)
+        already = [uid for uid in candidates if uid <= last_uid]  # stored, mark lost in a crash
+        if already:
+            self.mark_stored(client, already)
+        new = [uid for uid in candidates if uid > last_uid]
+        if not new:
+            return 0
+        sizes = client.fetch(new, ["RFC822.SIZE"])
+        stored = 0
+        for batch in _batches(
+            new, {uid: int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0)) for uid in new}
+        ):
+            fetched = client.fetch(batch, ["BODY.PEEK[]"])
+            now = datetime.now(UTC)
+            with store.atomic():
+                for uid in batch:
+                    raw = fetched.get(uid, {}).get(b"BODY[]")
+                    if raw is None:  # expunged meanwhile by someone else
+                        continue
+                    accept(
+                        store,
+                        bytes(raw),
+                        source="imap",
+                        now=now,
+                        source_ref=f"{folder};{uidvalidity};{uid}",
+                    )
+                store.execute(
+                    "INSERT INTO imap_state (folder, uidvalidity, last_uid) VALUES (?, ?, ?)"
+                    " ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
+                    " last_uid = excluded.last_uid",
+                    (folder, uidvalidity, max(batch)),
+                )
+            # Committed: only now may the server be told.
+            self.mark_stored(client, batch)
+            stored += len(batch)
+            log.info(
+                "imap stored", extra={"folder": folder, "count": len(batch), "last_uid": max(batch)}
+            )
+            self.on_stored()
+        return stored
+
+    def mark_stored(self, client: IMAPClient, uids: list[int]) -> None:
+        target = self.cfg.imap.processed_folder
+        if target:
+            if client.has_capability("MOVE"):
+                client.move(uids, target)
+            else:
+                client.copy(uids, target)
+                client.add_flags(uids, [b"\\Deleted"])
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge(uids)
+                else:
+                    client.expunge()
+            return
+        client.add_flags(uids, [b"\\Seen", STORED] if self.use_keyword else [b"\\Seen"])
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # the connection may already be gone; closing is all that is left
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
+def _batches(uids: list[int], sizes: dict[int, int]) -> list[list[int]]:
+    """UIDs grouped so each fetch holds about FETCH_BYTES (a large message travels alone)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for uid in uids:
+        if current and total + sizes.get(uid, 0) > FETCH_BYTES:
+            batches.append(current)
+            current, total = [], 0
+        current.append(uid)
+        total += sizes.get(uid, 0)
+    if current:
+        batches.append(current)
+    return batches

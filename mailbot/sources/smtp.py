@@ -1,0 +1,122 @@
+"""Embedded SMTP/LMTP listener: accepts mail for the support address, 250 only after commit.
+
+The listener takes no ticket decisions. RCPT is accepted only for the support address and its
+`+tag` variants (550 otherwise: never a relay); SIZE is announced and enforced (552); DATA is
+answered 250 once the raw bytes are committed in the inbound table, 451 if anything failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailbot.config import Config
+from mailbot.db import Store
+from mailbot.intake import accept
+
+log = logging.getLogger("mailbot.smtp")
+
+
+def accepts_recipient(address: str, support: str) -> bool:
+    """The support address itself or a +tag variant of it, compared case-insensitively."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    support_local, _, support_domain = support.lower().rpartition("@")
+    return domain == support_domain and local.split("+", 1)[0] == support_local
+
+
+class IntakeHandler:
+    """aiosmtpd handler: RCPT policy and durable storage of DATA."""
+
+    def __init__(self, cfg: Config, db_path: Path, on_stored: Callable[[], None]) -> None:
+        self.cfg = cfg
+        self.db_path = db_path
+        self.on_stored = on_stored
+        # SQLite commits (fsync) must not stall the event loop: one writer thread does them.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-intake")
+        self._local = threading.local()
+
+    def _store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.db_path, migrate=False)
+        return store
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
+    ) -> str:
+        if not accepts_recipient(address, self.cfg.mailbot.address):
+            log.info("recipient refused", extra={"rcpt": address, "peer": session.peer})
+            return "550 5.1.1 No such mailbox here; this server relays nothing"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    def _commit(self, raw: bytes, mail_from: str, rcpts: list[str], source: str) -> int:
+        inbound_id, _ = accept(
+            self._store(),
+            raw,
+            source=source,
+            now=datetime.now(UTC),
+            envelope_from=mail_from,
+            envelope_to=rcpts,
+        )
+        return inbound_id
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        source = "lmtp" if isinstance(server, LMTP) else "smtp"
+        try:
+            inbound_id = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                self._commit,
+                raw,
+                envelope.mail_from or "",
+                list(envelope.rcpt_tos),
+                source,
+            )
+        except Exception:
+            log.exception("could not store message", extra={"peer": session.peer})
+            status = "451 4.3.0 Temporary failure storing the message; try again later"
+        else:
+            log.info("stored", extra={"inbound": inbound_id, "size": len(raw), "source": source})
+            self.on_stored()
+            status = f"250 2.0.0 Stored as {inbound_id}"
+        if source == "lmtp":
+            # LMTP answers DATA once per accepted recipient; all share the one stored copy.
+            return "\r\n".join([status] * len(envelope.rcpt_tos))
+        return status
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class Listener(Controller):
+    """The SMTP or LMTP server on the configured address, running in its own thread."""
+
+    def __init__(self, cfg: Config, db_path: Path, on_stored: Callable[[], None]) -> None:
+        self.intake = IntakeHandler(cfg, db_path, on_stored)
+        self.protocol = cfg.smtp.protocol
+        super().__init__(
+            self.intake,
+            hostname=cfg.smtp.host,
+            port=cfg.smtp.port,
+            data_size_limit=cfg.smtp.max_message_size,
+            ident="mailbot",
+            server_hostname=cfg.mailbot.domain,
+        )
+
+    def factory(self) -> SMTP:
+        server_class = LMTP if self.protocol == "lmtp" else SMTP
+        return server_class(self.handler, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert=no_assert)
+        self.intake.close()
