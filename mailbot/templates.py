@@ -21,6 +21,9 @@ TEMPLATE_NAMES = (
     "queued",  # follow-up before the first answer: "your request is in the queue" (once)
     "agent_new",  # new ticket: notification to agents
     "agent_followup",  # customer wrote again: notification to the assignee or agents
+    "reply",  # an agent's answer to the customer, with the footer
+    "agent_error",  # to an agent: commands rejected or an empty reply; nothing was sent
+    "agent_unverified",  # to agents: mail claiming an agent's address failed authentication
 )
 
 

@@ -125,4 +125,4 @@ class Mailbot:
 def body_of(msg: EmailMessage) -> str:
     part = msg.get_body(preferencelist=("plain",))
     assert part is not None
-    return part.get_content()
+    return part.get_content().replace("\r\n", "\n")

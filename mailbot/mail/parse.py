@@ -44,6 +44,7 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    inline: bool = False  # shown in the body (Content-ID, not "attachment"): logos, pastes
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,12 @@ def _attachment(part: Message) -> Attachment | None:
         filename = part.get_filename() or ""
     except Exception:  # a part we cannot even read is left out; the raw message keeps it
         return None
-    return Attachment(filename=decode_header_text(str(filename)), content_type=ctype, data=data)
+    inline = bool(header_value(part, "content-id")) and not header_value(
+        part, "content-disposition"
+    ).lower().startswith("attachment")
+    return Attachment(
+        filename=decode_header_text(str(filename)), content_type=ctype, data=data, inline=inline
+    )
 
 
 def _date(msg: Message) -> datetime | None:

@@ -50,6 +50,7 @@ class Sender:
     agent: Agent | None = None
     automatic: Automatic | None = None
     via_form: bool = False
+    token_ticket: int | None = None  # the ticket a verified agent token was issued for
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 from sqlite3 import Row
 
-from mailbot import attachments, outbox
+from mailbot import attachments, outbox, sla_timers
 from mailbot.db import from_db, to_db
-from mailbot.pipeline import Duplicate, Ignore, Job
+from mailbot.pipeline import Duplicate, Ignore, Job, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
 from mailbot.templates import format_hours, format_when
 
@@ -233,6 +233,7 @@ def new_ticket(job: Job, previous: int | None = None) -> None:
     }
     _customer_mail(job, ticket, "ack", "ack", context)
     _notify_agents(job, ticket, "agent_new", parsed.text)
+    sla_timers.on_new_ticket(ctx, ticket, job.now)
 
 
 def _record_ccs(job: Job) -> None:
@@ -271,13 +272,18 @@ def follow_up(job: Job, ticket: Row) -> None:
         + ("" if participant else f"; {sender.address} does not take part (not added)"),
     )
     changes: dict[str, object] = {"updated_at": to_db(job.now)}
-    if ticket["status"] == "closed":
+    was = ticket["status"]
+    if was == "closed":
         changes.update(status="open", closed_at=None)
         _event(job, "reopened", f"customer replied within {job.ctx.cfg.mailbot.reopen_days} days")
-    elif ticket["status"] == "pending":
-        changes.update(status="open", pending_since=None)
+    elif was == "pending":
+        changes.update(status="open")
         _event(job, "resumed", "customer replied while the ticket waited on them")
     store.update("tickets", ticket["id"], changes)
+    if was == "closed":
+        sla_timers.on_reopened(job.ctx, ticket["id"], job.now)
+    elif was == "pending":
+        sla_timers.on_resumed(job.ctx, ticket["id"], job.now)
     ticket = store.ticket(ticket["id"])
     assert ticket is not None
     if participant and ticket["first_response_at"] is None and ticket["queued_notice_at"] is None:
@@ -317,6 +323,13 @@ def run(job: Job) -> None:
         raise Duplicate(f"already have {parsed.message_id} from {sender.address}")
     if sender.kind == "automatic":
         automatic(job)
+        return
+    if sender.agent and match.ticket_id is not None:
+        # A token authenticates its own ticket only: a token for A never acts on B.
+        if sender.kind == "agent" and sender.token_ticket in (None, match.ticket_id):
+            agents.agent_mail(job)
+        else:
+            agents.unverified(job)
         return
     if match.ticket_id is None:
         new_ticket(job)

@@ -208,7 +208,14 @@ def _agent_sender(job: Job, address: str, name: str) -> Sender:
     for mid in (*job.parsed.in_reply_to, *job.parsed.references):
         token = signer.parse(mid)
         if token and token.purpose == "agent" and signer.verify(token, address):
-            return Sender("agent", address, name, f"signed token {mid}", agent=agent)
+            return Sender(
+                "agent",
+                address,
+                name,
+                f"signed token {mid}",
+                agent=agent,
+                token_ticket=token.ticket_id,
+            )
     authserv = dmarc_pass(job, address)
     if authserv:
         return Sender("agent", address, name, f"dmarc=pass from {authserv}", agent=agent)

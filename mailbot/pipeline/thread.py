@@ -38,18 +38,25 @@ def find_ticket(job: Job) -> ThreadMatch:
         # A bounce names the message that failed: that is the ticket it belongs to.
         referenced = (automatic.bounce.original_message_id.lower(), *referenced)
     referenced = tuple(dict.fromkeys(referenced))
-    for mid in referenced:
-        token = signer.parse(mid)
-        if token and signer.verify(token, job.sender.address) and store.ticket(token.ticket_id):
+    tokens = [
+        (mid, t) for mid in referenced if (t := signer.parse(mid)) and store.ticket(t.ticket_id)
+    ]
+    for mid, token in tokens:
+        if signer.verify(token, job.sender.address):
             return ThreadMatch(token.ticket_id, f"reply token {mid}")
     found = store.ticket_by_message_ids(referenced)
     if found:
         return ThreadMatch(found[0], f"references stored Message-ID {found[1]}")
+    if job.sender.agent and tokens:
+        # Mail from an agent's address with one of our tokens that does not verify: it goes to
+        # that ticket, where the apply step keeps it as an unverified note.
+        mid, token = tokens[0]
+        return ThreadMatch(token.ticket_id, f"unverified token {mid} from an agent address")
     match = tag_re(job.ctx.cfg.mailbot.name).search(parsed.subject)
     if match:
         ticket_id = int(match.group(1))
-        if store.ticket(ticket_id) and job.sender.kind == "agent":
-            return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, authenticated agent")
+        if store.ticket(ticket_id) and job.sender.agent:
+            return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, agent address")
         if store.ticket(ticket_id) and store.is_participant(ticket_id, job.sender.address):
             return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, sender takes part")
         return ThreadMatch(
