@@ -33,11 +33,13 @@ class Rendered:
     body: str
 
 
+@lru_cache(maxsize=4096)  # Babel formatting is slow, and a ticket's due time recurs in its mails
 def format_when(moment: datetime, language: str) -> str:
     """'środa, 2 grudnia 2026, 09:00' / 'Wednesday, December 2, 2026, 09:00'."""
     return f"{format_date(moment, 'full', locale=language)}, {format_time(moment, 'HH:mm')}"
 
 
+@lru_cache(maxsize=64)
 def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str) -> str:
     """Business hours as people write them: 'poniedziałek–piątek 08:00–18:00'."""
     names = get_day_names("wide", locale=language)

@@ -11,7 +11,6 @@ from mailbot.mail.bounce import (
     DAEMON_LOCAL_RE,
     NOREPLY_LOCAL_RE,
     Bounce,
-    addresses,
     auto_submitted,
     content_type,
     has_null_return_path,
@@ -24,6 +23,7 @@ from mailbot.mail.bounce import (
     report_type,
     ses_notification_type,
 )
+from mailbot.mail.headers import address_specs
 
 # Out-of-office subjects as Outlook, Gmail, Apple Mail, Thunderbird, Exchange and Polish
 # webmails (WP, Onet, Interia, home.pl) write them. Anchored at the start ("Re: Out of office"
@@ -186,7 +186,7 @@ def _own_mail(msg: Message, domains: set[str], own: set[str]) -> Automatic | Non
         named = {a.lower() for a in _addresses_in(value)}
         if named & own:
             return Automatic("auto-generated", f"X-Loop names {sorted(named & own)[0]}")
-    senders = addresses(msg, "from")
+    senders = address_specs(msg, "from")
     sender = next((a for a in senders if a in own), None)
     if sender:
         return Automatic("auto-generated", f"From is our own address {sender}")
@@ -209,7 +209,7 @@ def _in_domains(domain: str, domains: set[str]) -> bool:
 
 def _daemon_sender(msg: Message) -> Automatic | None:
     for name in ("from", "return-path"):
-        for address in addresses(msg, name):
+        for address in address_specs(msg, name):
             if DAEMON_LOCAL_RE.match(local_part(address)):
                 kind = "bounce" if "daemon" in address else "auto-generated"
                 return Automatic(kind, f"sender {address}")
@@ -224,7 +224,7 @@ def _null_return_path(msg: Message) -> Automatic | None:
 
 def _noreply_sender(msg: Message) -> Automatic | None:
     for name in ("from", "return-path"):
-        for address in addresses(msg, name):
+        for address in address_specs(msg, name):
             if NOREPLY_LOCAL_RE.match(local_part(address)):
                 return Automatic("auto-generated", f"sender {address}")
     return None

@@ -6,9 +6,8 @@ import html
 import re
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import getaddresses
 
-from mailbot.mail.headers import header_value, header_values, raw_index
+from mailbot.mail.headers import address_specs, header_value, header_values, raw_index
 from mailbot.mail.mime import DSN_TYPES, MESSAGE_TYPES, children, content_type, iter_parts
 from mailbot.mail.mime import part_text as _part_text
 
@@ -218,16 +217,6 @@ def report_type(part: Message) -> str:
     return match.group(1).lower() if match else ""
 
 
-def addresses(msg: Message, name: str) -> list[str]:
-    """Lower-cased addr-specs from header `name` (also bare local parts like MAILER-DAEMON)."""
-    values = header_values(msg, name)
-    try:
-        pairs = getaddresses(values)
-    except Exception:  # getaddresses can trip on exotic input
-        pairs = [("", v) for v in values]
-    return [addr.strip().strip("<>").lower() for _, addr in pairs if addr.strip()]
-
-
 def local_part(address: str) -> str:
     """The part before the last "@" (the whole string when there is none)."""
     return address.rsplit("@", 1)[0] if "@" in address else address
@@ -434,13 +423,13 @@ def _envelope_addresses(msg: Message) -> set[str]:
     """Addresses of the notice's own envelope: never the failed recipient."""
     own: set[str] = set()
     for name in ("from", "to", "cc", "return-path", "reply-to", "sender"):
-        own.update(addresses(msg, name))
+        own.update(address_specs(msg, name))
     return own
 
 
 def _text_recipients(msg: Message, head: str) -> list[str]:
     """Failed addresses quoted in a free-text notice, excluding the notice's own addresses."""
-    found = [_clean_address(a) for a in addresses(msg, "x-failed-recipients")]
+    found = [_clean_address(a) for a in address_specs(msg, "x-failed-recipients")]
     excluded = _envelope_addresses(msg)
     for line in head.splitlines():
         if _MESSAGE_ID_LINE_RE.match(line) or _ADDR_HEADER_LINE_RE.match(line):
@@ -457,7 +446,7 @@ def _text_recipients(msg: Message, head: str) -> list[str]:
 
 def is_daemon_sender(msg: Message) -> bool:
     """From/Return-Path is MAILER-DAEMON or postmaster (by address, name or mbox envelope)."""
-    senders = addresses(msg, "from") + addresses(msg, "return-path")
+    senders = address_specs(msg, "from") + address_specs(msg, "return-path")
     if any(DAEMON_LOCAL_RE.match(local_part(a)) for a in senders):
         return True
     # The raw From also catches names ("Mail Delivery System") and mangled addresses.
@@ -482,7 +471,7 @@ def auto_submitted(msg: Message) -> str:
 
 
 def _is_machine_sender(msg: Message) -> bool:
-    locals_ = [local_part(a) for a in addresses(msg, "from")]
+    locals_ = [local_part(a) for a in address_specs(msg, "from")]
     return any(NOREPLY_LOCAL_RE.match(lp) or _MACHINE_LOCAL_RE.search(lp) for lp in locals_)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import unicodedata
 
 POLISH_LETTERS = frozenset("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
 # Characters a wrong single-byte charset produces from Polish text (¹ ¿ ³ ¥ ± ¶ ¼ ...).
@@ -25,6 +26,12 @@ CHARSET_ALIASES = {
     "latin-2": "iso-8859-2",
 }
 SINGLE_BYTE_LATIN = {"ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15", "iso8859-2", "cp1250"}
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics (ł too): 'PILNE' matches 'pilne', '#Język' '#jezyk'."""
+    text = unicodedata.normalize("NFKD", text.lower()).replace("ł", "l")
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
 def _codec(label: str | None) -> str | None:

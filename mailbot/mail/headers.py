@@ -18,6 +18,7 @@ from mailbot.mail.charsets import decode_bytes
 MSGID_RE = re.compile(r"<[^<>\s]{1,250}>")
 _INDEX = "_mailbot_raw_headers"
 _DECODED = "_mailbot_decoded_headers"
+_PAIRS = "_mailbot_address_pairs"
 
 
 def raw_index(msg: Message) -> dict[str, list[str]]:
@@ -47,6 +48,8 @@ def raw_values(msg: Message, name: str) -> list[str]:
 def decode_header_text(raw: str) -> str:
     """Decode RFC 2047 words and raw 8-bit bytes of one header value; unfold it."""
     raw = re.sub(r"\r?\n[ \t]", " ", raw).replace("\r", "").replace("\n", "")
+    if "=?" not in raw and raw.isprintable():
+        return raw.strip()  # the common case: nothing encoded, nothing to remove
     try:
         parts = email.header.decode_header(raw)
     except Exception:  # malformed encoded words: keep the text as it came
@@ -77,14 +80,32 @@ def header_value(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
+def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
+    """getaddresses() over the unfolded raw values, once per message and header."""
+    name = name.lower()
+    cache = msg.__dict__.setdefault(_PAIRS, {})
+    pairs = cache.get(name)
+    if pairs is None:
+        unfolded = [re.sub(r"\r?\n[ \t]", " ", v) for v in raw_values(msg, name)]
+        try:
+            pairs = email.utils.getaddresses(unfolded) if unfolded else []
+        except Exception:  # getaddresses can trip on exotic input
+            pairs = [("", v) for v in unfolded]
+        cache[name] = pairs
+    return pairs
+
+
+def address_specs(msg: Message, name: str) -> list[str]:
+    """Lower-cased addr-specs of an address header, bare local parts (MAILER-DAEMON) too."""
+    return [
+        addr.strip().strip("<>").lower() for _, addr in _address_pairs(msg, name) if addr.strip()
+    ]
+
+
 def addresses(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
     """(display name, lower-cased address) pairs of an address header; bad entries skipped."""
-    raw = raw_values(msg, name)
-    if not raw:
-        return ()
-    unfolded = [re.sub(r"\r?\n[ \t]", " ", v) for v in raw]
     out = []
-    for display, addr in email.utils.getaddresses(unfolded):
+    for display, addr in _address_pairs(msg, name):
         addr = addr.strip().lower()
         if "@" not in addr or any(c in addr for c in " \t\r\n\x00<>,;"):
             continue

@@ -52,6 +52,8 @@ def is_attachment(part: Message) -> bool:
 
 def children(part: Message) -> list[Message]:
     """Sub-parts of a multipart or message/* part; [] otherwise or when unreadable."""
+    if not part.is_multipart():  # get_payload() would parse Content-Transfer-Encoding
+        return []
     try:
         payload = part.get_payload()
     except Exception:  # broken structure

@@ -10,10 +10,13 @@ from __future__ import annotations
 import email
 import email.utils
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import errors, policy
+from email import errors
 from email.message import EmailMessage, Message
+from email.policy import EmailPolicy
+from typing import ClassVar
 
 from mailbot.mail.headers import (
     addresses,
@@ -130,6 +133,37 @@ def _date(msg: Message) -> datetime | None:
     return parsed if parsed and parsed.tzinfo else None
 
 
+class MemoizingPolicy(EmailPolicy):
+    """policy.default, remembering parsed header values.
+
+    EmailPolicy parses a header through the header registry on *every* access, and the parser
+    itself asks each part for its Content-Type and Content-Transfer-Encoding. In a stream of
+    mail the same values ("text/plain; charset=utf-8", "base64") come again and again, so the
+    parsed (immutable) header objects are kept in a bounded cache. Behaviour is that of
+    policy.default; only repeated work is skipped.
+    """
+
+    _cache: ClassVar[dict[tuple[str, str], object]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    CACHE_SIZE: ClassVar[int] = 4096
+
+    def header_fetch_parse(self, name: str, value: str):  # type: ignore[override]
+        if hasattr(value, "name"):
+            return value
+        key = (name, value)
+        header = self._cache.get(key)
+        if header is None:
+            header = super().header_fetch_parse(name, value)
+            if len(value) < 1000:  # long values are rare repeats; keep the cache small
+                with self._lock:
+                    if len(self._cache) >= self.CACHE_SIZE:
+                        self._cache.clear()
+                    self._cache[key] = header
+        return header
+
+
+POLICY = MemoizingPolicy()
+
 HEADER_LINE_RE = re.compile(rb"^(?:[!-9;-~]+[ \t]*:|[ \t])")
 
 
@@ -149,11 +183,11 @@ def _repair_header_block(raw: bytes) -> bytes | None:
 def _message(raw: bytes) -> EmailMessage:
     # A leading blank line (seen in the wild) would make every header part of the body.
     raw = raw.lstrip(b"\r\n")
-    msg = email.message_from_bytes(raw, policy=policy.default)
+    msg = email.message_from_bytes(raw, policy=POLICY)
     if any(isinstance(d, errors.MissingHeaderBodySeparatorDefect) for d in msg.defects):
         repaired = _repair_header_block(raw)
         if repaired is not None:
-            msg = email.message_from_bytes(repaired, policy=policy.default)
+            msg = email.message_from_bytes(repaired, policy=POLICY)
     return msg  # type: ignore[return-value]
 
 

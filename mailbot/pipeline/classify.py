@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
+from functools import lru_cache
 
 from mailbot.mail.automatic import detect_automatic
+from mailbot.mail.charsets import fold
 from mailbot.mail.headers import addresses, header_values
 from mailbot.pipeline import Job, Loop, Quarantine, Sender
 
@@ -143,27 +144,28 @@ def detect_language(text: str, languages: tuple[str, ...], default: str) -> tupl
                 scores[lang] += 1
     if "pl" in scores:
         # Polish diacritics are a strong signal even in short messages.
-        scores["pl"] += 2 * sum(ch in POLISH_LETTERS for ch in text[:4000])
+        head = text[:4000]
+        scores["pl"] += 2 * sum(map(head.count, POLISH_LETTERS))
     if not scores or max(scores.values()) == 0:
         return default, f"no language signal; default {default}"
     best = max(scores, key=lambda lang: (scores[lang], lang == default))
     return best, "word scores " + ", ".join(f"{k}={v}" for k, v in sorted(scores.items()))
 
 
-def _fold(text: str) -> str:
-    """Lower-case without diacritics, so 'PILNE' matches 'pilne' and 'awaria' 'Awaria'."""
-    text = unicodedata.normalize("NFKD", text.lower()).replace("ł", "l")
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+@lru_cache(maxsize=16)
+def _keyword_re(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for all urgent keywords (folded), whole words only."""
+    words = "|".join(re.escape(fold(k)) for k in keywords if k.strip())
+    return re.compile(rf"(?<!\w)(?:{words})(?!\w)" if words else r"(?!x)x")
 
 
 def detect_priority(job: Job) -> tuple[str, str]:
     """('urgent', why) from subject keywords or Importance/X-Priority/Priority headers."""
     parsed = job.parsed
     assert parsed is not None
-    subject = _fold(parsed.subject)
-    for keyword in job.ctx.cfg.urgent.keywords:
-        if re.search(rf"(?<!\w){re.escape(_fold(keyword))}(?!\w)", subject):
-            return "urgent", f"keyword {keyword!r} in subject"
+    found = _keyword_re(job.ctx.cfg.urgent.keywords).search(fold(parsed.subject))
+    if found:
+        return "urgent", f"keyword {found.group(0)!r} in subject"
     importance = parsed.header("importance").lower()
     if importance == "high":
         return "urgent", "Importance: high"

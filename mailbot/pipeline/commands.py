@@ -8,10 +8,10 @@ Applying them is the apply step's job.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from mailbot.config import Agent, Config
+from mailbot.mail.charsets import fold
 
 COMMAND_LINE_RE = re.compile(r"^\s*#([^\W\d_][\w-]*)(?:[ \t]+(.*?))?\s*$")
 
@@ -52,12 +52,6 @@ class CommandError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics: '#Język' and '#jezyk' are the same command."""
-    text = unicodedata.normalize("NFKD", text.lower()).replace("ł", "l")
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
 def split(text: str) -> tuple[list[str], str]:
