@@ -126,6 +126,7 @@ class Outbound:
     username: str
     password: Secret
     envelope_from: str
+    auto_envelope_from: str
     timeout: float
     max_attempts: int
     footer: str
@@ -163,6 +164,7 @@ class Limits:
     max_depth: int
     auto_replies_per_10min: int
     auto_replies_per_day: int
+    undeliverable_days: int
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,12 @@ def _address(value: Any, ctx: _Context) -> str:
 
 def _optional_address(value: Any, ctx: _Context) -> str:
     return _address(value, ctx) if value else ""
+
+
+def _envelope(value: Any, ctx: _Context) -> str:
+    """An envelope sender: an address, "<>" for the null sender, or "" for the default."""
+    value = _str(value, ctx).strip()
+    return value if value in ("", "<>") else _address(value, ctx)
 
 
 def _addresses(value: Any, ctx: _Context) -> tuple[str, ...]:
@@ -447,6 +455,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "password_env": (_str, ""),
         "password_file": (_optional_path, ""),
         "envelope_from": (_optional_address, ""),
+        "auto_envelope_from": (_envelope, ""),
         "timeout": (_float, 30.0),
         "max_attempts": (_int, 10),
         "footer": (_str, ""),
@@ -476,6 +485,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "max_depth": (_int, 20),
         "auto_replies_per_10min": (_int, 3),
         "auto_replies_per_day": (_int, 10),
+        "undeliverable_days": (_int, 7),
     },
 }
 

@@ -176,6 +176,21 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_undeliverable(db: Database) -> None:
+    """Addresses whose mail bounced hard: no automatic mail to them for a while."""
+    db.execute(
+        """
+        CREATE TABLE undeliverable (
+            address TEXT PRIMARY KEY,
+            until TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            marked_at TEXT NOT NULL
+        )
+        """
+    )
+
+
 class Store:
     """One connection to the mailbot database; one per thread."""
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from mailbot import loops
 from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.db import to_db
@@ -213,7 +214,6 @@ def deliver_due(
         " ORDER BY id LIMIT ?",
         (to_db(now), limit),
     )
-    envelope_from = cfg.outbound.envelope_from or cfg.mailbot.address
     for row in rows:
         if should_stop():
             break
@@ -227,9 +227,12 @@ def deliver_due(
         )
         recipients = [row["to_addr"], *json.loads(row["cc"])]
         try:
-            data = compose.build(row, cfg.mailbot.address, cfg.mailbot.data_dir, att_rows)
+            data = compose.build(row, cfg, att_rows)
             transport.send(
-                delivery_key(row["id"], row["message_id"]), envelope_from, recipients, data
+                delivery_key(row["id"], row["message_id"]),
+                loops.envelope_from(cfg, row["auto_submitted"]),
+                recipients,
+                data,
             )
         except DeliveryError as exc:
             _record_failure(ctx, row, str(exc), exc.permanent, now, report)

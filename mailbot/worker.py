@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from mailbot.context import Context
 from mailbot.db import from_db, to_db
+from mailbot.mail import limits
 from mailbot.mail.parse import Unparseable, parse
 from mailbot.pipeline import Ignore, Job, Quarantine, apply, classify, thread
 
@@ -22,7 +23,17 @@ log = logging.getLogger("mailbot.worker")
 
 
 def parse_step(job: Job) -> None:
-    """Parse the raw bytes; mail that is not mail at all goes to quarantine."""
+    """Parse the raw bytes; mail too big, too complex or not mail at all goes to quarantine."""
+    cfg = job.ctx.cfg
+    too_much = limits.check(
+        job.raw,
+        max_size=cfg.smtp.max_message_size,
+        max_header=cfg.limits.max_header_size,
+        max_parts=cfg.limits.max_parts,
+        max_depth=cfg.limits.max_depth,
+    )
+    if too_much:
+        raise Quarantine(too_much)
     try:
         job.parsed = parse(job.raw)
     except Unparseable as exc:

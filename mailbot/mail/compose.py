@@ -8,14 +8,17 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from pathlib import Path
 from sqlite3 import Row
 
+from mailbot import loops
+from mailbot.config import Config
 from mailbot.db import from_db
 
 # Any control character (CR, LF, NUL, ...) in a header value could start a new header.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 SMTP_POLICY = policy.SMTP.clone(max_line_length=78, raise_on_defect=True)
+if hasattr(SMTP_POLICY, "verify_generated_headers"):  # Python ≥ 3.11.10 / 3.12.5
+    SMTP_POLICY = SMTP_POLICY.clone(verify_generated_headers=True)
 
 
 def clean_header(value: str) -> str:
@@ -29,10 +32,10 @@ def mailbox(name: str, address: str) -> Address:
     return Address(display_name=clean_header(name), username=username, domain=domain)
 
 
-def build(row: Row, sender_address: str, data_dir: Path, attachment_rows: list[Row]) -> bytes:
+def build(row: Row, cfg: Config, attachment_rows: list[Row]) -> bytes:
     """The bytes to hand to the transport for an outbox row."""
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = mailbox(row["from_name"], sender_address)
+    msg["From"] = mailbox(row["from_name"], cfg.mailbot.address)
     msg["To"] = mailbox("", row["to_addr"])
     cc = [mailbox("", a) for a in json.loads(row["cc"] or "[]")]
     if cc:
@@ -44,17 +47,14 @@ def build(row: Row, sender_address: str, data_dir: Path, attachment_rows: list[R
         msg["In-Reply-To"] = clean_header(row["in_reply_to"])
     if row["refs"]:
         msg["References"] = clean_header(row["refs"])
-    if row["auto_submitted"]:
-        # RFC 3834: robots must not answer us; Exchange honours X-Auto-Response-Suppress.
-        msg["Auto-Submitted"] = row["auto_submitted"]
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "auto_reply" if row["auto_submitted"] == "auto-replied" else "bulk"
+    for name, value in loops.outbound_headers(cfg, row["auto_submitted"]).items():
+        msg[name] = value
     msg["X-Mailbot-Ticket"] = str(row["ticket_id"] or "")
     msg.set_content(row["body"], charset="utf-8", cte="quoted-printable")
     for att in attachment_rows:
         maintype, _, subtype = att["content_type"].partition("/")
         msg.add_attachment(
-            (data_dir / att["path"]).read_bytes(),
+            (cfg.mailbot.data_dir / att["path"]).read_bytes(),
             maintype=maintype or "application",
             subtype=subtype or "octet-stream",
             filename=att["filename"],

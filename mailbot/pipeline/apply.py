@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from sqlite3 import Row
 
-from mailbot import attachments, outbox, sla_timers
+from mailbot import attachments, loops, outbox, sla_timers
 from mailbot.db import from_db, to_db
 from mailbot.pipeline import Duplicate, Ignore, Job, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
@@ -84,24 +84,6 @@ def agents_for(job: Job, ticket: Row) -> list[str]:
     return [agent.email for agent in cfg.agents]
 
 
-def auto_reply_allowed(job: Job, address: str) -> bool:
-    """Per-recipient limit on automatic answers, so two robots never talk for long."""
-    limits, store = job.ctx.cfg.limits, job.ctx.store
-    for window, limit in (
-        (timedelta(minutes=10), limits.auto_replies_per_10min),
-        (timedelta(days=1), limits.auto_replies_per_day),
-    ):
-        count = store.scalar(
-            "SELECT count(*) FROM outbox WHERE to_addr = ? AND auto_submitted = 'auto-replied'"
-            " AND created_at > ?",
-            (address, to_db(job.now - window)),
-        )
-        if count >= limit:
-            _event(job, "rate-limited", f"no automatic answer to {address}: {count} in {window}")
-            return False
-    return True
-
-
 def _customer_mail(job: Job, ticket: Row, template: str, purpose: str, context: dict) -> None:
     """Enqueue an automatic answer to the requester and record it on the ticket."""
     assert job.parsed is not None
@@ -109,7 +91,9 @@ def _customer_mail(job: Job, ticket: Row, template: str, purpose: str, context: 
     if job.no_replies:
         _event(job, "no-reply", f"{template} not sent: imported with --no-replies")
         return
-    if not auto_reply_allowed(job, to):
+    refused = loops.answer_refused(job.ctx.store, job.ctx.cfg, to, job.now)
+    if refused:
+        _event(job, "no-answer", f"{template} not sent: {refused}")
         return
     refs = [m for m in (*job.parsed.references, job.parsed.message_id) if m]
     row_id, message_id = outbox.enqueue(
@@ -313,6 +297,25 @@ def automatic(job: Job) -> None:
         )
     _store_message(job, kind, text=text)
     _event(job, sender.automatic.kind, f"{sender.automatic.reason}; {job.match.reason}")
+    if bounce and bounce.permanent:
+        _mark_bounced(job, bounce.recipients)
+
+
+def _mark_bounced(job: Job, recipients: tuple[str, ...]) -> None:
+    """No automatic mail to an address that bounced hard, for `undeliverable_days`."""
+    store, cfg = job.ctx.store, job.ctx.cfg
+    if not recipients:  # the bounce named nobody: the ticket's requester is the likely one
+        ticket = store.ticket(job.ticket_id) if job.ticket_id else None
+        recipients = (ticket["requester"],) if ticket else ()
+    for address in recipients:
+        loops.mark_undeliverable(
+            store, address, job.now, cfg.limits.undeliverable_days, "hard bounce"
+        )
+        _event(
+            job,
+            "undeliverable",
+            f"{address}: no automatic mail for {cfg.limits.undeliverable_days} days (hard bounce)",
+        )
 
 
 def run(job: Job) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mailbot.mail.automatic import detect_automatic
+from mailbot import loops
 from mailbot.mail.charsets import fold
 from mailbot.mail.headers import addresses, header_values
 from mailbot.pipeline import Job, Loop, Quarantine, Sender
@@ -249,11 +249,9 @@ def classify_sender(job: Job) -> Sender:
     parsed = job.parsed
     assert parsed is not None
     cfg = job.ctx.cfg.mailbot
-    own_addresses = {cfg.address}
-    automatic = detect_automatic(
-        parsed.message, own_domains=(cfg.domain,), own_addresses=own_addresses
-    )
-    if parsed.from_addr == cfg.address or (
+    own_addresses = loops.own_addresses(job.ctx.cfg)
+    automatic = loops.automatic(parsed.message, job.ctx.cfg)
+    if parsed.from_addr in own_addresses or (
         parsed.message_id and job.ctx.signer.parse(parsed.message_id)
     ):
         raise Loop(f"our own mail came back (From {parsed.from_addr}, {parsed.message_id})")

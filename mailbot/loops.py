@@ -1,0 +1,94 @@
+"""Loop protection in one place: robots in, robots out, and how often we may answer one address.
+
+Inbound: `automatic()` says whether mail was sent by a machine (RFC 3834 headers, lists, DSNs,
+out-of-office subjects in Polish and English, mailer-daemon/noreply senders, our own mail
+coming back); such mail never gets an automatic answer.
+Outbound: every automatic message we send carries `Auto-Submitted`, `X-Auto-Response-Suppress`,
+`Precedence` and an `X-Loop` naming us, and leaves with a dedicated envelope sender, so that
+robots don't answer it and their bounces come back to us recognisably.
+Rate limits: at most `[limits] auto_replies_per_10min` / `auto_replies_per_day` automatic
+answers to one address, and none to an address whose mail bounced recently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.message import Message
+
+from mailbot.config import Config
+from mailbot.db import Store, to_db
+from mailbot.mail.automatic import Automatic, detect_automatic
+
+
+def own_addresses(cfg: Config) -> set[str]:
+    return {cfg.mailbot.address, auto_envelope_from(cfg) or cfg.mailbot.address}
+
+
+def automatic(msg: Message, cfg: Config) -> Automatic | None:
+    """Why this inbound message was sent by a machine, or None for a person's mail."""
+    return detect_automatic(
+        msg, own_domains=(cfg.mailbot.domain,), own_addresses=own_addresses(cfg)
+    )
+
+
+def auto_envelope_from(cfg: Config) -> str:
+    """Envelope sender of our automatic mail: '' (null) or a dedicated bounce address."""
+    configured = cfg.outbound.auto_envelope_from
+    if configured == "<>":
+        return ""
+    if configured:
+        return configured
+    local, _, domain = cfg.mailbot.address.partition("@")
+    return f"{local}+bounces@{domain}"
+
+
+def envelope_from(cfg: Config, auto_submitted: str | None) -> str:
+    if auto_submitted:
+        return auto_envelope_from(cfg)
+    return cfg.outbound.envelope_from or cfg.mailbot.address
+
+
+def outbound_headers(cfg: Config, auto_submitted: str | None) -> dict[str, str]:
+    """Headers that keep robots from answering our automatic mail (RFC 3834 and practice)."""
+    if not auto_submitted:
+        return {}
+    return {
+        "Auto-Submitted": auto_submitted,
+        "X-Auto-Response-Suppress": "All",  # Exchange/Outlook: no OOO, no read receipts
+        "Precedence": "auto_reply" if auto_submitted == "auto-replied" else "bulk",
+        "X-Loop": cfg.mailbot.address,
+    }
+
+
+def undeliverable(store: Store, address: str, now: datetime) -> str | None:
+    """Why mail to `address` is not worth sending now (a recent hard bounce), or None."""
+    row = store.one(
+        "SELECT until, reason FROM undeliverable WHERE address = ? AND until > ?",
+        (address.lower(), to_db(now)),
+    )
+    return f"{row['reason']} (until {row['until']})" if row else None
+
+
+def mark_undeliverable(store: Store, address: str, now: datetime, days: int, reason: str) -> None:
+    until = now + timedelta(days=days)
+    store.execute(
+        "INSERT INTO undeliverable (address, until, reason, marked_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (address) DO UPDATE SET until = max(until, excluded.until),"
+        " reason = excluded.reason, marked_at = excluded.marked_at",
+        (address.lower(), to_db(until), reason[:500], to_db(now)),
+    )
+
+
+def answer_refused(store: Store, cfg: Config, address: str, now: datetime) -> str | None:
+    """Why no automatic answer may go to `address` now, or None when one may."""
+    limits = cfg.limits
+    recent, today = store.one(
+        "SELECT count(*) FILTER (WHERE created_at > ?), count(*) FROM outbox"
+        " WHERE to_addr = ? AND auto_submitted IS NOT NULL AND created_at > ?",
+        (to_db(now - timedelta(minutes=10)), address, to_db(now - timedelta(days=1))),
+    )
+    if recent >= limits.auto_replies_per_10min:
+        return f"{recent} automatic answers to {address} in 10 minutes"
+    if today >= limits.auto_replies_per_day:
+        return f"{today} automatic answers to {address} in a day"
+    return undeliverable(store, address, now)
