@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from mailbot import config as config_module
@@ -192,6 +192,45 @@ def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if after["status"] != "quarantined" else 1
 
 
+def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import report
+
+    ctx = _context(cfg)
+    try:
+        doc = report.build(ctx, datetime.now(UTC), since=args.since)
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(doc)
+    else:
+        print(report.render(doc))
+    return 0
+
+
+def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import escalations
+
+    ctx = _context(cfg)
+    try:
+        now = datetime.now(UTC)
+        if args.action == "reset":
+            with ctx.store.atomic():
+                forgiven = escalations.reset(ctx, args.address, now)
+            if not forgiven:
+                print(f"mailbot escalations: nothing to reset for {args.address}", file=sys.stderr)
+                return 1
+            print(f"{args.address.lower()}: {forgiven} urgent escalations reset")
+            return 0
+        rows = escalations.summary(ctx, now)
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(rows, ("customer", "manager", "count", "state", "last"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description=__doc__)
     parser.add_argument(
@@ -237,6 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=("pending", "processed", "duplicate", "ignored", "quarantined")
     )
     p.add_argument("--json", action="store_true")
+    p = add("report", cmd_report, "SLA compliance: answered in time, breached, response times")
+    p.add_argument(
+        "--since",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="only tickets received on or after DATE (YYYY-MM-DD)",
+    )
+    p.add_argument("--json", action="store_true")
+    p = add(
+        "escalations",
+        cmd_escalations,
+        "urgent escalations per customer in the last 30 days; `reset ADDRESS` forgives one",
+    )
+    p.add_argument("--json", action="store_true")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    reset = actions.add_parser(
+        "reset", help="forgive a customer: the manager is paged for them again"
+    )
+    reset.add_argument("address", metavar="ADDRESS")
     return parser
 
 

@@ -177,6 +177,45 @@ def m001_initial(db: Database) -> None:
 
 
 @migrations()
+def m002_escalations(db: Database) -> None:
+    """Urgent escalations (abuse guard), SLA pauses, and failure counts on timers."""
+    # One statement at a time: executescript() would commit midway and break atomicity.
+    for statement in (
+        """
+        CREATE TABLE escalations (
+            id INTEGER PRIMARY KEY,
+            customer TEXT NOT NULL,            -- the requester's address, lower case
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            manager TEXT NOT NULL,             -- the manager's email at the time
+            source TEXT NOT NULL,              -- customer (keyword/header) or agent (#priority)
+            outcome TEXT NOT NULL,             -- paged deferred suspended
+            at TEXT NOT NULL,
+            paged_at TEXT,                     -- when the manager's page was enqueued
+            reset_at TEXT                      -- an admin reset the customer: no longer counted
+        )
+        """,
+        "CREATE INDEX escalations_customer ON escalations(customer, at)",
+        "CREATE INDEX escalations_ticket ON escalations(ticket_id)",
+        # The SLA clock stood still (#pending, or closed unanswered) from started_at to
+        # ended_at (NULL while it still stands): a due time is arrival + SLA + these pauses.
+        """
+        CREATE TABLE sla_pauses (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            reason TEXT NOT NULL,              -- pending closed
+            started_at TEXT NOT NULL,
+            ended_at TEXT
+        )
+        """,
+        "CREATE INDEX sla_pauses_ticket ON sla_pauses(ticket_id)",
+        # A timer whose handler keeps failing is retried a few times, then marked failed.
+        "ALTER TABLE timers ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE timers ADD COLUMN error TEXT",
+    ):
+        db.execute(statement)
+
+
+@migrations()
 def m003_undeliverable(db: Database) -> None:
     """Addresses whose mail bounced hard: no automatic mail to them for a while."""
     db.execute(

@@ -1,28 +1,43 @@
 """Timers: rows in the `timers` table, fired at most once, scheduled in memory by APScheduler.
 
-The table is the source of truth. At start (and whenever the worker adds timers) the scheduler
-loads every `scheduled` row it does not know yet into APScheduler as a one-shot date job; overdue
-rows run at once. Firing claims the row (`scheduled` → `fired`) and writes its outbox rows in one
-transaction, so a timer fires once even when two processes or a restart race for it.
+The table is the source of truth. At start, whenever the worker adds timers, and every
+`SWEEP_SECONDS`, the scheduler loads every `scheduled` row due within `HORIZON` that it does not
+know yet into APScheduler as a one-shot date job; overdue rows run at once, so a daemon that was
+down past a due time fires what is overdue once, on start. Firing claims the row (`scheduled` →
+`fired`) and writes its effects (outbox rows, events) in one transaction, so a timer fires once
+even when two processes or a restart race for it. A handler that raises leaves the row
+scheduled; after `[mailbot] max_attempts` failures it is marked `failed` with the error.
 `fire_due(ctx, now)` does the same synchronously for `run --once` and for tests with a given `now`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from sqlite3 import Row
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailbot import templates as templates_module
 from mailbot.config import Config
 from mailbot.context import Context, open_context
 from mailbot.db import from_db, to_db
 
 log = logging.getLogger("mailbot.scheduler")
+
+# How often the table is looked at even when nobody wakes us: picks up timers written by other
+# processes (`run --once`, the CLI) and runs jobs a forward clock jump made overdue.
+SWEEP_SECONDS = 30.0
+# Timers due within this much time are held in APScheduler; the sweep loads later ones as
+# their time comes closer (it runs many times within one HORIZON).
+HORIZON = timedelta(hours=1)
 
 # kind → function(ctx, timer row, now) that writes the timer's effects (outbox rows, events).
 # Returns False when the timer no longer applies (e.g. the ticket was answered meanwhile).
@@ -31,11 +46,17 @@ HANDLERS: dict[str, Handler] = {}
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register the function that fires timers of `kind`."""
+
     def register(func: Handler) -> Handler:
         HANDLERS[kind] = func
         return func
 
     return register
+
+
+def _register_handlers() -> None:
+    import mailbot.sla_timers  # noqa: F401 - registers the SLA and manager handlers
 
 
 def add_timer(
@@ -68,8 +89,33 @@ def cancel_timers(ctx: Context, ticket_id: int, kinds: tuple[str, ...] | None = 
     return ctx.store.execute(sql, params).rowcount
 
 
+@contextlib.contextmanager
+def write_transaction(ctx: Context) -> Iterator[None]:
+    """A transaction that takes the write lock first (BEGIN IMMEDIATE).
+
+    For work that reads before it writes: a deferred transaction whose snapshot another
+    connection has meanwhile written past gets SQLITE_BUSY at its first write, without the busy
+    timeout ever waiting. Taking the lock up front waits for it instead.
+    """
+    ctx.store.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        ctx.store.execute("ROLLBACK")
+        raise
+    ctx.store.execute("COMMIT")
+
+
 def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
     """Fire one timer if it is still scheduled; True when it did something."""
+    try:
+        return _fire(ctx, timer_id, now)
+    except Exception as exc:  # one broken timer must not stop the others
+        _record_failure(ctx, timer_id, now, exc)
+        return False
+
+
+def _fire(ctx: Context, timer_id: int, now: datetime) -> bool:
     store = ctx.store
     with store.atomic():
         claimed = store.execute(
@@ -95,47 +141,110 @@ def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
     return acted
 
 
+def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) -> None:
+    """The handler's transaction rolled back: count the attempt, give up after a few."""
+    store = ctx.store
+    error = traceback.format_exc(limit=20)
+    with write_transaction(ctx):
+        row = store.one("SELECT * FROM timers WHERE id = ?", (timer_id,))
+        if row is None or row["status"] != "scheduled":
+            log.exception("timer failed", extra={"timer": timer_id})
+            return
+        attempts = row["attempts"] + 1
+        final = attempts >= ctx.cfg.mailbot.max_attempts
+        store.update(
+            "timers",
+            timer_id,
+            {"attempts": attempts, "error": error, **({"status": "failed"} if final else {})},
+        )
+        if final:
+            store.add_event(
+                "timer-failed",
+                f"{row['kind']} gave up after {attempts} attempts: {type(exc).__name__}: {exc}",
+                at=now,
+                ticket_id=row["ticket_id"],
+            )
+    log.exception("timer failed", extra={"timer": timer_id, "attempts": attempts, "final": final})
+
+
 def fire_due(ctx: Context, now: datetime) -> int:
     """Fire every timer due by `now` (oldest first); returns how many did something."""
-    import mailbot.sla_timers  # noqa: F401 - registers the SLA and manager handlers
-
-    due = ctx.store.all(
-        "SELECT id FROM timers WHERE status = 'scheduled' AND due_at <= ? ORDER BY due_at, id",
-        (to_db(now),),
-    )
-    return sum(fire(ctx, row["id"], now) for row in due)
+    _register_handlers()
+    fired = 0
+    # Handlers may add timers that are already due: look again, a bounded number of times.
+    for _ in range(10):
+        due = ctx.store.all(
+            "SELECT id FROM timers WHERE status = 'scheduled' AND due_at <= ? ORDER BY due_at, id",
+            (to_db(now),),
+        )
+        results = [fire(ctx, row["id"], now) for row in due]
+        fired += sum(results)
+        if not any(results):
+            break
+    return fired
 
 
 class TimerScheduler:
     """APScheduler in the background, mirroring the timers table."""
 
     def __init__(self, cfg: Config, on_fired: Callable[[], None]) -> None:
-        import mailbot.sla_timers  # noqa: F401 - registers the SLA and manager handlers
-
+        _register_handlers()
         self.cfg = cfg
         self.on_fired = on_fired
         self.scheduler = BackgroundScheduler(
-            timezone=UTC, job_defaults={"misfire_grace_time": None, "coalesce": True}
+            timezone=UTC,
+            # One thread: timers are short transactions, and SQLite takes one writer anyway.
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
         self._local = threading.local()
-        self._lock = threading.Lock()
+        # Guards the job bookkeeping and the contexts; re-entrant because wake() opens contexts.
+        self._lock = threading.RLock()
         self._known: set[int] = set()
+        self._contexts: list[Context] = []  # one per thread that used us; closed at shutdown
+        self._stopped = False
 
     def _ctx(self) -> Context:
-        ctx = getattr(self._local, "ctx", None)
-        if ctx is None or ctx.cfg is not self.cfg:
+        """This thread's context, reopened when the config was reloaded."""
+        ctx: Context | None = getattr(self._local, "ctx", None)
+        if ctx is not None and ctx.cfg is not self.cfg:
+            with self._lock:
+                self._contexts.remove(ctx)
+            ctx.close()
+            ctx = None
+        if ctx is None:
             ctx = self._local.ctx = open_context(self.cfg, migrate=False)
+            # Fresh templates too: a reload may have changed them on disk.
+            ctx.templates = templates_module.Templates(self.cfg.mailbot.templates)
+            with self._lock:
+                self._contexts.append(ctx)
         return ctx
 
     def start(self) -> None:
+        self._recompute()  # config may have changed while we were down
         self.scheduler.start()
+        self.scheduler.add_job(self.wake, "interval", seconds=SWEEP_SECONDS, id="sweep")
         self.wake()
 
     def wake(self) -> None:
-        """Schedule timers added to the table since the last look."""
-        ctx = self._ctx()
-        rows = ctx.store.all("SELECT id, due_at FROM timers WHERE status = 'scheduled'")
+        """Schedule timers due within `HORIZON` that we do not know yet; drop cancelled ones.
+
+        Called from any thread (the worker after new mail, the sweep, a fired timer); holding
+        the lock throughout keeps shutdown from closing a connection in use. Only near timers
+        are held in memory, so a big backlog of open tickets costs little here.
+        """
         with self._lock:
+            if self._stopped:
+                return
+            rows = self._ctx().store.all(
+                "SELECT id, due_at FROM timers WHERE status = 'scheduled' AND due_at <= ?",
+                (to_db(datetime.now(UTC) + HORIZON),),
+            )
+            scheduled = {row["id"] for row in rows}
+            for timer_id in self._known - scheduled:
+                self._known.discard(timer_id)
+                with contextlib.suppress(JobLookupError):  # it ran meanwhile
+                    self.scheduler.remove_job(f"timer-{timer_id}")
             for row in rows:
                 if row["id"] in self._known:
                     continue
@@ -146,21 +255,45 @@ class TimerScheduler:
                     run_date=from_db(row["due_at"]),
                     args=[row["id"]],
                     id=f"timer-{row['id']}",
+                    replace_existing=True,
                 )
 
     def _run(self, timer_id: int) -> None:
         try:
-            if fire(self._ctx(), timer_id, datetime.now(UTC)):
-                self.on_fired()
+            acted = fire(self._ctx(), timer_id, datetime.now(UTC))
             with self._lock:
                 self._known.discard(timer_id)  # done with: keeps the set as small as the table
-        except Exception:
-            log.exception("timer failed", extra={"timer": timer_id})
+            if acted:
+                self.wake()  # a handler may have added a timer (a page deferred again)
+                self.on_fired()
+        except Exception:  # e.g. the database is locked for long: the sweep tries again
+            log.exception("timer run failed", extra={"timer": timer_id})
             with self._lock:
-                self._known.discard(timer_id)  # left scheduled: picked up again on the next wake
+                self._known.discard(timer_id)
+
+    def _recompute(self) -> None:
+        from mailbot import sla_timers
+
+        ctx = self._ctx()
+        with write_transaction(ctx):
+            changed = sla_timers.recompute_open(ctx, datetime.now(UTC))
+        if changed:
+            log.info("deadlines recomputed", extra={"tickets": changed})
 
     def reload(self, cfg: Config) -> None:
+        """New config: open tickets' deadlines follow the new calendar and SLA."""
         self.cfg = cfg
+        try:
+            self._recompute()
+            self.wake()
+        except Exception:  # the daemon keeps running; the next sweep or restart tries again
+            log.exception("recomputing deadlines after reload failed")
 
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        """Stop; a timer being fired finishes its transaction first."""
+        self.scheduler.shutdown(wait=True)
+        with self._lock:
+            self._stopped = True
+            for ctx in self._contexts:
+                ctx.close()
+            self._contexts.clear()

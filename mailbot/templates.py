@@ -24,6 +24,11 @@ TEMPLATE_NAMES = (
     "reply",  # an agent's answer to the customer, with the footer
     "agent_error",  # to an agent: commands rejected or an empty reply; nothing was sent
     "agent_unverified",  # to agents: mail claiming an agent's address failed authentication
+    "sla_warning",  # to the assignee (or the ticket's agents): first response due soon
+    "sla_breach",  # to the leads ([sla] notify): a first response is overdue
+    "manager_urgent",  # to the customer's account manager: an urgent ticket (no customer text)
+    "abuse_warning",  # to the customer: many urgent requests lately; the direct line may go
+    "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
 )
 
 

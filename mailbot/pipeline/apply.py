@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlite3 import Row
 
 from mailbot import attachments, loops, outbox, sla_timers
+from mailbot.config import Config
 from mailbot.db import from_db, to_db
 from mailbot.pipeline import Duplicate, Ignore, Job, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
@@ -75,7 +76,11 @@ def _topic(job: Job) -> tuple[str | None, str]:
 
 def agents_for(job: Job, ticket: Row) -> list[str]:
     """Who hears about a ticket: its assignee, else its topic's agents, else every agent."""
-    cfg = job.ctx.cfg
+    return ticket_agents(job.ctx.cfg, ticket)
+
+
+def ticket_agents(cfg: Config, ticket: Row) -> list[str]:
+    """`agents_for` without a message in hand (SLA reminders fire from timers)."""
     if ticket["assignee"]:
         return [ticket["assignee"]]
     topic = next((t for t in cfg.topics if t.name == ticket["topic"]), None)
