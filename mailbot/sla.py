@@ -67,6 +67,17 @@ class Duration:
     def __bool__(self) -> bool:
         return bool(self.business_days or self.seconds)
 
+    def __str__(self) -> str:
+        """As an admin writes it in config.toml: '2 business days', '4h', '1 business day 30m'."""
+        parts = []
+        if self.business_days:
+            parts.append(f"{self.business_days} business day{'s' * (self.business_days != 1)}")
+        hours, rest = divmod(self.seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        units = ((hours, "h"), (minutes, "m"), (seconds, "s"))
+        clock = "".join(f"{value}{unit}" for value, unit in units if value)
+        return " ".join([*parts, clock] if clock else parts) or "0h"
+
 
 # Longest spellings first, so "hours" is not read as "h" followed by junk.
 _UNIT_PATTERNS = (
