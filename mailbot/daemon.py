@@ -29,6 +29,7 @@ from mailbot.worker import process_pending
 log = logging.getLogger("mailbot")
 
 IDLE_WAIT = 5.0  # seconds a loop sleeps when nobody wakes it (a safety net, not the path)
+RETRY_WAIT = 0.5  # after a failed pass (e.g. a full disk), before trying again
 
 
 def run_once(ctx: Context, now: datetime | None = None) -> str:
@@ -76,10 +77,17 @@ class Daemon:
                 self.inbound_ready.clear()
                 self._refresh(ctx)
                 try:
-                    counts = process_pending(ctx, should_stop=self.stop.is_set)
-                except Exception:  # e.g. the disk is full: keep the daemon up, try again later
+                    # A short budget: each small group commits and wakes the sender at once.
+                    counts = process_pending(
+                        ctx,
+                        budget=0.02,
+                        should_stop=self.stop.is_set,
+                        on_commit=self.outbox_ready.set,
+                    )
+                except Exception:  # e.g. the disk is full: keep the daemon up, try again soon
                     log.exception("worker pass failed")
-                    self.stop.wait(IDLE_WAIT)
+                    self.stop.wait(RETRY_WAIT)
+                    self.inbound_ready.set()
                     continue
                 if counts.processed or counts.ignored:
                     self.outbox_ready.set()
@@ -90,23 +98,28 @@ class Daemon:
 
     def sender_loop(self) -> None:
         ctx = open_context(self.cfg, migrate=False)
+        transport = make_transport(ctx.cfg)  # kept open across passes: no reconnect per ack
         try:
             while not self.stop.is_set():
-                self._refresh(ctx)
-                transport = make_transport(ctx.cfg)
+                if ctx.cfg is not self.cfg:
+                    self._refresh(ctx)
+                    transport.close()
+                    transport = make_transport(ctx.cfg)
                 try:
                     deliver_due(ctx, transport, datetime.now(UTC), should_stop=self.stop.is_set)
                 except Exception:
                     log.exception("outbox pass failed")
-                finally:
                     transport.close()
+                    self.stop.wait(RETRY_WAIT)
                 due = next_due(ctx)
                 wait = IDLE_WAIT
                 if due is not None:
                     wait = min(IDLE_WAIT, max(0.05, (due - datetime.now(UTC)).total_seconds()))
-                self.outbox_ready.wait(wait)
+                if not self.outbox_ready.wait(wait):
+                    transport.close()  # idle: don't hold the relay's connection open
                 self.outbox_ready.clear()
         finally:
+            transport.close()
             ctx.close()
 
     # -- lifecycle -------------------------------------------------------------------------

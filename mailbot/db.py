@@ -239,6 +239,7 @@ class Store:
         # isolation_level=None: no implicit transactions; every write runs in atomic().
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
+        self._depth = 0  # savepoint nesting inside the current transaction
         self.db = Database(conn, execute_plugins=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is fsynced at every commit, so a committed message survives power loss.
@@ -257,9 +258,37 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[Store]:
-        """A transaction (or a savepoint when nested): all or nothing."""
-        with self.db.atomic():
+        """A transaction (or a savepoint when nested): all or nothing.
+
+        The outermost level is BEGIN IMMEDIATE: it takes the write lock up front, waiting up to
+        busy_timeout for it. A deferred BEGIN that reads first fails at once with "database is
+        locked" when another connection wrote meanwhile, and busy_timeout never helps it.
+        """
+        conn = self.conn
+        if conn.in_transaction:
+            name = f"sp{self._depth}"
+            self._depth += 1
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                if conn.in_transaction:  # some errors end the whole transaction
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            else:
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            finally:
+                self._depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield self
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

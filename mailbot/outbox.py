@@ -121,16 +121,28 @@ class MaildirTransport:
         pass
 
 
+class _StaleConnection(Exception):
+    """A kept connection was found closed (relays drop idle clients); try a new one once."""
+
+
 class SmtpTransport:
-    """Hands messages to an SMTP relay, keeping one connection for a delivery pass."""
+    """Hands messages to an SMTP relay over one kept connection (reconnecting when stale)."""
 
     def __init__(self, cfg: Config) -> None:
         self.out = cfg.outbound
         self._smtp: smtplib.SMTP | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def _context(self) -> ssl.SSLContext:
+        """Built once (loading CA certificates costs ~20 ms), and only when TLS is used."""
+        if self._tls is None:
+            cafile = str(self.out.cafile) if self.out.cafile else None
+            self._tls = ssl.create_default_context(cafile=cafile)
+        return self._tls
 
     def _connect(self) -> smtplib.SMTP:
         out = self.out
-        context = ssl.create_default_context(cafile=str(out.cafile) if out.cafile else None)
+        context = self._context() if out.ssl or out.starttls else None
         smtp: smtplib.SMTP
         if out.ssl:
             smtp = smtplib.SMTP_SSL(out.host, out.port, timeout=out.timeout, context=context)
@@ -143,10 +155,30 @@ class SmtpTransport:
         return smtp
 
     def send(self, key: str, envelope_from: str, recipients: list[str], data: bytes) -> None:
+        if self._smtp is not None:
+            try:
+                self._deliver(envelope_from, recipients, data)
+                return
+            except _StaleConnection:
+                self.close()  # the relay closed our kept connection meanwhile: one new try
+        self._smtp = None
         try:
-            if self._smtp is None:
-                self._smtp = self._connect()
+            self._smtp = self._connect()
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+        try:
+            self._deliver(envelope_from, recipients, data)
+        except _StaleConnection as exc:
+            self.close()
+            raise DeliveryError(f"connection lost: {exc}", permanent=False) from exc
+
+    def _deliver(self, envelope_from: str, recipients: list[str], data: bytes) -> None:
+        assert self._smtp is not None
+        try:
             refused = self._smtp.sendmail(envelope_from, recipients, data)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _StaleConnection(str(exc)) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(
@@ -210,8 +242,10 @@ def deliver_due(
     store, cfg = ctx.store, ctx.cfg
     report = DeliveryReport()
     rows = store.all(
+        # Answers to customers first: an agent's notification can wait a moment, a customer
+        # waiting for the ack of their request should not.
         "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-        " ORDER BY id LIMIT ?",
+        " ORDER BY auto_submitted = 'auto-replied' DESC, id LIMIT ?",
         (to_db(now), limit),
     )
     for row in rows:

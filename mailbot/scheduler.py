@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from sqlite3 import Row
 
@@ -89,23 +89,6 @@ def cancel_timers(ctx: Context, ticket_id: int, kinds: tuple[str, ...] | None = 
     return ctx.store.execute(sql, params).rowcount
 
 
-@contextlib.contextmanager
-def write_transaction(ctx: Context) -> Iterator[None]:
-    """A transaction that takes the write lock first (BEGIN IMMEDIATE).
-
-    For work that reads before it writes: a deferred transaction whose snapshot another
-    connection has meanwhile written past gets SQLITE_BUSY at its first write, without the busy
-    timeout ever waiting. Taking the lock up front waits for it instead.
-    """
-    ctx.store.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        ctx.store.execute("ROLLBACK")
-        raise
-    ctx.store.execute("COMMIT")
-
-
 def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
     """Fire one timer if it is still scheduled; True when it did something."""
     try:
@@ -145,7 +128,7 @@ def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) 
     """The handler's transaction rolled back: count the attempt, give up after a few."""
     store = ctx.store
     error = traceback.format_exc(limit=20)
-    with write_transaction(ctx):
+    with ctx.store.atomic():
         row = store.one("SELECT * FROM timers WHERE id = ?", (timer_id,))
         if row is None or row["status"] != "scheduled":
             log.exception("timer failed", extra={"timer": timer_id})
@@ -275,7 +258,7 @@ class TimerScheduler:
         from mailbot import sla_timers
 
         ctx = self._ctx()
-        with write_transaction(ctx):
+        with ctx.store.atomic():
             changed = sla_timers.recompute_open(ctx, datetime.now(UTC))
         if changed:
             log.info("deadlines recomputed", extra={"tickets": changed})

@@ -117,7 +117,10 @@ class ImapSource:
         self.use_keyword = b"\\*" in flags or STORED in flags
         idle = self.cfg.imap.idle and client.has_capability("IDLE")
         while not self.stop.is_set():
-            self.sync(client, store, folder, uidvalidity)
+            # Mail arriving during a sync is announced in that sync's responses, not in the
+            # next IDLE: look again until a pass finds nothing, then wait.
+            while self.sync(client, store, folder, uidvalidity) and not self.stop.is_set():
+                pass
             if idle:
                 self.wait_idle(client)
             else:
