@@ -29,8 +29,13 @@ def check(
     end = HEADER_END_RE.search(raw, 0, max_header + 4)
     if end is None and len(raw) > max_header:
         return f"header block larger than {_size(max_header)}"
-    boundaries = {m.group(1) or m.group(2) for m in BOUNDARY_RE.finditer(raw)}
-    nested = len(NESTED_MESSAGE_RE.findall(raw))
+    lowered = raw.lower()  # one copy, then plain substring tests skip most regex scans
+    boundaries = (
+        {m.group(1) or m.group(2) for m in BOUNDARY_RE.finditer(raw)}
+        if b"boundary" in lowered
+        else set()
+    )
+    nested = len(NESTED_MESSAGE_RE.findall(raw)) if b"message/" in lowered else 0
     if not boundaries:
         return f"{nested} nested messages, more than {max_depth}" if nested > max_depth else None
     parts = depth = 0
