@@ -160,7 +160,6 @@ def _priority_actor(ctx: Context, ticket_id: int) -> str | None:
 def _page(
     ctx: Context, ticket: Row, manager: Manager, now: datetime, raised_by: str | None
 ) -> None:
-    from mailbot.pipeline.apply import ticket_agents  # apply imports this module's caller
 
     notices.send(
         ctx,
@@ -171,7 +170,7 @@ def _page(
         purpose="manager",
         manager=manager,
         raised_by=raised_by,
-        agents=ticket_agents(ctx.cfg, ticket),
+        agents=notices.ticket_agents(ctx.cfg, ticket),
     )
     _event(ctx, ticket, now, "manager-paged", f"{manager.name} <{manager.email}>")
 

@@ -29,7 +29,7 @@ def iso(ctx: Context, value: str | None) -> str:
 
 
 def context(ctx: Context, ticket: Row, language: str) -> dict[str, object]:
-    """What every notice template may use."""
+    """What every template about a ticket may use."""
     cfg = ctx.cfg
     return {
         "company": cfg.mailbot.name,
@@ -38,10 +38,23 @@ def context(ctx: Context, ticket: Row, language: str) -> dict[str, object]:
         "ticket": dict(ticket),
         "subject": ticket["subject"],
         "requester": ticket["requester"],
+        "customer_name": ticket["requester_name"] or "",
         "due_text": when(ctx, ticket["first_response_due"], language),
         "created_text": when(ctx, ticket["created_at"], language),
         "hours_text": format_hours(cfg.hours.days, cfg.hours.opens, cfg.hours.closes, language),
+        "timezone": str(cfg.tz),
+        "manager": cfg.manager_for(ticket["requester"]),
     }
+
+
+def ticket_agents(cfg: Config, ticket: Row) -> list[str]:
+    """Who hears about a ticket: its assignee, else its topic's agents, else every agent."""
+    if ticket["assignee"]:
+        return [ticket["assignee"]]
+    topic = next((t for t in cfg.topics if t.name == ticket["topic"]), None)
+    if topic and topic.agents:
+        return list(topic.agents)
+    return [agent.email for agent in cfg.agents]
 
 
 def leads(cfg: Config) -> list[str]:
@@ -67,6 +80,8 @@ def send(
     now: datetime,
     purpose: str = "agent",
     in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    from_name: str | None = None,
     **extra: object,
 ) -> int:
     """Enqueue an automatic notice to staff, in the default language; returns the outbox id."""
@@ -82,24 +97,34 @@ def send(
         purpose=purpose,
         context=context(ctx, ticket, language) | extra,
         in_reply_to=in_reply_to,
-        references=[in_reply_to] if in_reply_to else (),
+        references=references if references is not None else [in_reply_to] if in_reply_to else (),
         auto_submitted="auto-generated",
+        from_name=from_name,
     )
     return row_id
 
 
 def send_to_customer(
-    ctx: Context, ticket: Row, *, template: str, now: datetime, **extra: object
+    ctx: Context,
+    ticket: Row,
+    *,
+    template: str,
+    now: datetime,
+    purpose: str = "notice",
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    **extra: object,
 ) -> str | None:
-    """Enqueue a notice to the requester in their language, threaded under their first mail.
+    """Enqueue an automatic answer to the requester in their language, recorded on the ticket.
 
-    Returns why it was not sent (the limits on automatic answers), or None when it was.
+    Threaded under `in_reply_to`, by default the customer's first message. Returns why it was
+    not sent (the limits on automatic answers), or None when it was.
     """
     store = ctx.store
     refused = loops.answer_refused(store, ctx.cfg, ticket["requester"], now)
     if refused:
         return refused
-    first = store.scalar(
+    first = in_reply_to or store.scalar(
         "SELECT message_id FROM messages WHERE ticket_id = ? AND kind = 'customer'"
         " AND message_id IS NOT NULL ORDER BY id LIMIT 1",
         (ticket["id"],),
@@ -112,10 +137,10 @@ def send_to_customer(
         template=template,
         language=language,
         to=ticket["requester"],
-        purpose="notice",
+        purpose=purpose,
         context=context(ctx, ticket, language) | extra,
         in_reply_to=first,
-        references=[first] if first else (),
+        references=references if references is not None else [first] if first else (),
         auto_submitted="auto-replied",  # caused by the customer's own message (RFC 3834)
     )
     store.insert(

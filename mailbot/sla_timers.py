@@ -250,14 +250,13 @@ def _still_due(ctx: Context, timer: Row) -> Row | None:
 @scheduler.handler("sla_warning")
 def fire_warning(ctx: Context, timer: Row, now: datetime) -> bool:
     """Remind the assignee (or the ticket's agents) that the first response is due soon."""
-    from mailbot.pipeline.apply import ticket_agents  # apply imports this module
 
     ticket = _still_due(ctx, timer)
     if ticket is None:
         return False
     if ticket["first_response_due"] <= to_db(now):
         return False  # fired late (the daemon was down past the due): the breach notice covers it
-    recipients = ticket_agents(ctx.cfg, ticket)
+    recipients = notices.ticket_agents(ctx.cfg, ticket)
     for to in recipients:
         notices.send(
             ctx,

@@ -10,60 +10,17 @@ from __future__ import annotations
 
 from sqlite3 import Row
 
-from mailbot import attachments, outbox, sla_timers
+from mailbot import notices, outbox, sla_timers
 from mailbot.db import to_db
 from mailbot.mail.quotes import strip_reply
 from mailbot.pipeline import Job
 from mailbot.pipeline import commands as agent_commands
 from mailbot.pipeline.commands import Command, CommandError
+from mailbot.pipeline.records import event, store_message
 
 # Applied before the reply goes out (they shape it); the status changes come after it.
 BEFORE_REPLY = ("assign", "priority", "lang", "topic")
 AFTER_REPLY = ("reopen", "pending", "close")
-
-
-def _event(job: Job, kind: str, detail: str, actor: str) -> None:
-    job.ctx.store.add_event(
-        kind, detail, at=job.now, ticket_id=job.ticket_id, inbound_id=job.inbound_id, actor=actor
-    )
-
-
-def _store(job: Job, kind: str, text: str, verified: bool = True) -> int:
-    """The agent's message on the ticket, with the attachments the agent added."""
-    parsed, sender, store = job.parsed, job.sender, job.ctx.store
-    assert parsed is not None and sender is not None
-    row_id = store.insert(
-        "messages",
-        {
-            "ticket_id": job.ticket_id,
-            "inbound_id": job.inbound_id,
-            "direction": "in",
-            "kind": kind,
-            "from_addr": sender.address,
-            "from_name": sender.name,
-            "message_id": parsed.message_id,
-            "subject": parsed.subject,
-            "text": text,
-            "verified": int(verified),
-            "created_at": to_db(job.received_at),
-        },
-    )
-    for att in parsed.attachments:
-        if att.inline:  # signature logos and pasted images stay with the agent
-            continue
-        rel, digest = attachments.save(job.ctx.data_dir, att.data)
-        store.insert(
-            "attachments",
-            {
-                "message_row": row_id,
-                "filename": attachments.safe_filename(att.filename),
-                "content_type": att.content_type,
-                "size": len(att.data),
-                "sha256": digest,
-                "path": rel,
-            },
-        )
-    return row_id
 
 
 def _tell_agent(job: Job, ticket: Row, to: str, template: str, **context: object) -> None:
@@ -84,31 +41,22 @@ def _tell_agent(job: Job, ticket: Row, to: str, template: str, **context: object
 
 def unverified(job: Job) -> None:
     """Mail that claims an agent's address but proves nothing: a flagged note, agents told."""
-    from mailbot.pipeline.apply import agents_for
-
     sender, store = job.sender, job.ctx.store
     assert sender is not None and job.match is not None and job.parsed is not None
     job.ticket_id = job.match.ticket_id
     ticket = store.ticket(job.ticket_id) if job.ticket_id else None
     assert ticket is not None
-    _store(job, "note", job.parsed.text, verified=False)
-    _event(job, "unverified", f"{sender.address}: {sender.reason}; no command run", "mailbot")
-    for address in sorted({*agents_for(job, ticket), *(a.email for a in job.ctx.cfg.agents)}):
-        outbox.enqueue(
+    store_message(job, "note", verified=False)
+    event(job, "unverified", f"{sender.address}: {sender.reason}; no command run", "mailbot")
+    for agent in job.ctx.cfg.agents:  # all of them: the real owner of the address too
+        notices.send(
             job.ctx,
-            now=job.now,
-            ticket_id=ticket["id"],
+            ticket,
             template="agent_unverified",
-            language=job.ctx.cfg.mailbot.default_language,
-            to=address,
-            purpose="agent",
-            context={
-                "tag": job.ctx.tag(ticket["id"]),
-                "ticket": dict(ticket),
-                "sender": sender,
-                "text": job.parsed.text,
-            },
-            auto_submitted="auto-generated",
+            to=agent.email,
+            now=job.now,
+            sender=sender,
+            text=job.parsed.text,
         )
 
 
@@ -132,7 +80,7 @@ def _apply(job: Job, ticket: Row, command: Command, actor: str) -> None:
     if changes:
         store.update("tickets", ticket["id"], {**changes, "updated_at": to_db(now)})
     detail = ", ".join(f"{k} {v}" for k, v in changes.items() if k != "closed_at")
-    _event(job, command.name, f"{command.line} → {detail or 'note'}", actor)
+    event(job, command.name, f"{command.line} → {detail or 'note'}", actor)
     hook = {
         "pending": sla_timers.on_pending,
         "reopen": sla_timers.on_reopened,
@@ -224,8 +172,8 @@ def agent_mail(job: Job) -> None:
     try:
         commands = agent_commands.parse(job.ctx.cfg, lines)
     except CommandError as exc:
-        _store(job, "note", parsed.text)
-        _event(job, "commands-rejected", "; ".join(exc.problems), actor)
+        store_message(job, "note", keep_inline=False)
+        event(job, "commands-rejected", "; ".join(exc.problems), actor)
         _tell_agent(
             job,
             ticket,
@@ -238,15 +186,17 @@ def agent_mail(job: Job) -> None:
         return
     names = {c.name for c in commands}
     internal = "note" in names or not body
-    message_row = _store(job, "note" if internal else "agent", body or parsed.text)
-    _event(job, "agent-mail", f"{sender.reason}; {job.match.reason}", actor)
+    message_row = store_message(
+        job, "note" if internal else "agent", body or parsed.text, keep_inline=False
+    )
+    event(job, "agent-mail", f"{sender.reason}; {job.match.reason}", actor)
     for command in (c for c in commands if c.name in BEFORE_REPLY):
         _apply(job, ticket, command, actor)
     ticket = store.ticket(ticket["id"])
     assert ticket is not None
     if not internal:
         _reply(job, ticket, body, sender.agent.name, message_row)
-        _event(job, "replied", f"{sender.agent.name} answered the customer", actor)
+        event(job, "replied", f"{sender.agent.name} answered the customer", actor)
         _first_response(job, ticket, actor, assigned="assign" in names)
     elif not body and not commands:
         _tell_agent(
@@ -263,7 +213,7 @@ def agent_mail(job: Job) -> None:
     ):
         _apply(job, store.ticket(ticket["id"]) or ticket, command, actor)
     if "note" in names:
-        _event(job, "note", "internal note; nothing sent to the customer", actor)
+        event(job, "note", "internal note; nothing sent to the customer", actor)
 
 
 def _first_response(job: Job, ticket: Row, actor: str, assigned: bool) -> None:
@@ -272,9 +222,9 @@ def _first_response(job: Job, ticket: Row, actor: str, assigned: bool) -> None:
         changes["first_response_at"] = to_db(job.now)
     if ticket["assignee"] is None and not assigned:
         changes["assignee"] = actor  # the first to answer owns the ticket from now on
-        _event(job, "assign", f"assignee {actor} (first to answer)", actor)
+        event(job, "assign", f"assignee {actor} (first to answer)", actor)
     if changes:
         job.ctx.store.update("tickets", ticket["id"], changes)
     if "first_response_at" in changes:
-        _event(job, "first-response", f"first response by {actor}", actor)
+        event(job, "first-response", f"first response by {actor}", actor)
         sla_timers.on_first_response(job.ctx, ticket["id"], job.now)

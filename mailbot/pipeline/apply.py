@@ -6,55 +6,11 @@ import re
 from datetime import timedelta
 from sqlite3 import Row
 
-from mailbot import attachments, loops, outbox, sla_timers
-from mailbot.config import Config
+from mailbot import loops, notices, sla_timers
 from mailbot.db import from_db, to_db
 from mailbot.pipeline import Duplicate, Ignore, Job, agents
+from mailbot.pipeline.records import event, store_message
 from mailbot.pipeline.thread import clean_subject, tag_re
-from mailbot.templates import format_hours, format_when
-
-
-def _event(job: Job, kind: str, detail: str, actor: str = "mailbot") -> None:
-    job.ctx.store.add_event(
-        kind, detail, at=job.now, ticket_id=job.ticket_id, inbound_id=job.inbound_id, actor=actor
-    )
-
-
-def _store_message(job: Job, kind: str, text: str | None = None, verified: bool = True) -> int:
-    parsed, sender, store = job.parsed, job.sender, job.ctx.store
-    assert parsed is not None and sender is not None and job.ticket_id is not None
-    row_id = store.insert(
-        "messages",
-        {
-            "ticket_id": job.ticket_id,
-            "inbound_id": job.inbound_id,
-            "direction": "in",
-            "kind": kind,
-            "from_addr": sender.address,
-            "from_name": sender.name,
-            "message_id": parsed.message_id,
-            "subject": parsed.subject,
-            "text": parsed.text if text is None else text,
-            "verified": int(verified),
-            "created_at": to_db(job.received_at),
-        },
-    )
-    for att in parsed.attachments:
-        rel, digest = attachments.save(job.ctx.data_dir, att.data)
-        store.insert(
-            "attachments",
-            {
-                "message_row": row_id,
-                "filename": attachments.safe_filename(att.filename),
-                "content_type": att.content_type
-                if "/" in att.content_type
-                else "application/octet-stream",
-                "size": len(att.data),
-                "sha256": digest,
-                "path": rel,
-            },
-        )
-    return row_id
 
 
 def _subject(job: Job) -> str:
@@ -74,106 +30,43 @@ def _topic(job: Job) -> tuple[str | None, str]:
     return None, "no topic keyword matched"
 
 
-def agents_for(job: Job, ticket: Row) -> list[str]:
-    """Who hears about a ticket: its assignee, else its topic's agents, else every agent."""
-    return ticket_agents(job.ctx.cfg, ticket)
-
-
-def ticket_agents(cfg: Config, ticket: Row) -> list[str]:
-    """`agents_for` without a message in hand (SLA reminders fire from timers)."""
-    if ticket["assignee"]:
-        return [ticket["assignee"]]
-    topic = next((t for t in cfg.topics if t.name == ticket["topic"]), None)
-    if topic and topic.agents:
-        return list(topic.agents)
-    return [agent.email for agent in cfg.agents]
-
-
-def _customer_mail(job: Job, ticket: Row, template: str, purpose: str, context: dict) -> None:
-    """Enqueue an automatic answer to the requester and record it on the ticket."""
+def _customer_mail(job: Job, ticket: Row, template: str, **extra: object) -> None:
+    """An automatic answer to the requester, threaded under the message being processed."""
     assert job.parsed is not None
-    to = ticket["requester"]
     if job.no_replies:
-        _event(job, "no-reply", f"{template} not sent: imported with --no-replies")
-        return
-    refused = loops.answer_refused(job.ctx.store, job.ctx.cfg, to, job.now)
-    if refused:
-        _event(job, "no-answer", f"{template} not sent: {refused}")
+        event(job, "no-reply", f"{template} not sent: imported with --no-replies")
         return
     refs = [m for m in (*job.parsed.references, job.parsed.message_id) if m]
-    row_id, message_id = outbox.enqueue(
+    refused = notices.send_to_customer(
         job.ctx,
-        now=job.now,
-        ticket_id=ticket["id"],
+        ticket,
         template=template,
-        language=ticket["language"],
-        to=to,
-        purpose=purpose,
-        context=context,
+        now=job.now,
+        purpose=template,
         in_reply_to=job.parsed.message_id,
         references=refs,
+        **extra,
     )
-    job.ctx.store.insert(
-        "messages",
-        {
-            "ticket_id": ticket["id"],
-            "outbox_id": row_id,
-            "direction": "out",
-            "kind": "system",
-            "from_addr": job.ctx.cfg.mailbot.address,
-            "from_name": job.ctx.cfg.mailbot.name,
-            "message_id": message_id,
-            "subject": None,
-            "text": f"({template} sent to {to})",
-            "created_at": to_db(job.now),
-        },
-    )
+    if refused:
+        event(job, "no-answer", f"{template} not sent: {refused}")
 
 
-def _ticket_context(job: Job, ticket: Row) -> dict:
-    cfg = job.ctx.cfg
-    language = ticket["language"]
-    due = from_db(ticket["first_response_due"])
-    manager = cfg.manager_for(ticket["requester"])
-    return {
-        "company": cfg.mailbot.name,
-        "address": cfg.mailbot.address,
-        "tag": job.ctx.tag(ticket["id"]),
-        "ticket": dict(ticket),
-        "subject": ticket["subject"],
-        "customer_name": ticket["requester_name"] or "",
-        "due_text": format_when(due.astimezone(cfg.tz), language) if due else "",
-        "hours_text": format_hours(cfg.hours.days, cfg.hours.opens, cfg.hours.closes, language),
-        "timezone": str(cfg.tz),
-        "manager": manager,
-    }
-
-
-def _notify_agents(job: Job, ticket: Row, template: str, text: str) -> None:
-    assert job.parsed is not None
-    cfg = job.ctx.cfg
-    context = _ticket_context(job, ticket) | {
-        "text": text,
-        "sender": job.sender,
-        "attachments": [safe.filename for safe in job.parsed.attachments],
-    }
-    refs = [m for m in (job.parsed.message_id,) if m]
-    for address in agents_for(job, ticket):
-        outbox.enqueue(
+def _notify_agents(job: Job, ticket: Row, template: str) -> None:
+    """The customer's words to the agents who look after the ticket."""
+    parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
+    assert parsed is not None and sender is not None
+    for address in notices.ticket_agents(cfg, ticket):
+        notices.send(
             job.ctx,
-            now=job.now,
-            ticket_id=ticket["id"],
+            ticket,
             template=template,
-            language=cfg.mailbot.default_language,
             to=address,
-            purpose="agent",
-            context=context,
-            in_reply_to=job.parsed.message_id,
-            references=refs,
-            auto_submitted="auto-generated",
-            from_name=f"{job.sender.name or job.sender.address} via {cfg.mailbot.name}"
-            if job.sender
-            else None,
+            now=job.now,
+            in_reply_to=parsed.message_id,
+            from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
+            text=parsed.text,
+            sender=sender,
+            attachments=[att.filename for att in parsed.attachments],
         )
 
 
@@ -207,21 +100,18 @@ def new_ticket(job: Job, previous: int | None = None) -> None:
         (job.ticket_id, sender.address, sender.name, "requester"),
     )
     _record_ccs(job)
-    _store_message(job, "customer")
-    _event(job, "created", f"new ticket: {job.match.reason if job.match else ''}; {sender.reason}")
+    store_message(job, "customer")
+    event(job, "created", f"new ticket: {job.match.reason if job.match else ''}; {sender.reason}")
     if previous:
-        _event(job, "linked", f"follows closed ticket #{previous} (reopen window passed)")
-    _event(job, "classified", "; ".join(job.notes))
+        event(job, "linked", f"follows closed ticket #{previous} (reopen window passed)")
+    event(job, "classified", "; ".join(job.notes))
     if job.priority == "urgent":
-        _event(job, "priority", f"urgent: {job.priority_reason}")
+        event(job, "priority", f"urgent: {job.priority_reason}")
     if topic:
-        _event(job, "topic", f"{topic}: {topic_reason}")
-    _event(job, "due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
-    context = _ticket_context(job, ticket) | {
-        "position": store.queue_position(job.ticket_id, created),
-    }
-    _customer_mail(job, ticket, "ack", "ack", context)
-    _notify_agents(job, ticket, "agent_new", parsed.text)
+        event(job, "topic", f"{topic}: {topic_reason}")
+    event(job, "due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
+    _customer_mail(job, ticket, "ack", position=store.queue_position(job.ticket_id, created))
+    _notify_agents(job, ticket, "agent_new")
     sla_timers.on_new_ticket(ctx, ticket, job.now)
 
 
@@ -253,8 +143,8 @@ def follow_up(job: Job, ticket: Row) -> None:
     assert parsed is not None and sender is not None
     job.ticket_id = ticket["id"]
     participant = store.is_participant(ticket["id"], sender.address)
-    _store_message(job, "customer")
-    _event(
+    store_message(job, "customer")
+    event(
         job,
         "follow-up",
         f"{job.match.reason if job.match else ''}"
@@ -264,10 +154,10 @@ def follow_up(job: Job, ticket: Row) -> None:
     was = ticket["status"]
     if was == "closed":
         changes.update(status="open", closed_at=None)
-        _event(job, "reopened", f"customer replied within {job.ctx.cfg.mailbot.reopen_days} days")
+        event(job, "reopened", f"customer replied within {job.ctx.cfg.mailbot.reopen_days} days")
     elif was == "pending":
         changes.update(status="open")
-        _event(job, "resumed", "customer replied while the ticket waited on them")
+        event(job, "resumed", "customer replied while the ticket waited on them")
     store.update("tickets", ticket["id"], changes)
     if was == "closed":
         sla_timers.on_reopened(job.ctx, ticket["id"], job.now)
@@ -276,12 +166,10 @@ def follow_up(job: Job, ticket: Row) -> None:
     ticket = store.ticket(ticket["id"])
     assert ticket is not None
     if participant and ticket["first_response_at"] is None and ticket["queued_notice_at"] is None:
-        context = _ticket_context(job, ticket) | {
-            "position": store.queue_position(ticket["id"], ticket["created_at"]),
-        }
-        _customer_mail(job, ticket, "queued", "queued", context)
+        position = store.queue_position(ticket["id"], ticket["created_at"])
+        _customer_mail(job, ticket, "queued", position=position)
         store.update("tickets", ticket["id"], {"queued_notice_at": to_db(job.now)})
-    _notify_agents(job, ticket, "agent_followup", parsed.text)
+    _notify_agents(job, ticket, "agent_followup")
 
 
 def automatic(job: Job) -> None:
@@ -300,8 +188,8 @@ def automatic(job: Job) -> None:
             f"{', ' + bounce.status if bounce.status else ''}) for "
             f"{', '.join(bounce.recipients) or 'unknown recipient'}.\n\n{text}"
         )
-    _store_message(job, kind, text=text)
-    _event(job, sender.automatic.kind, f"{sender.automatic.reason}; {job.match.reason}")
+    store_message(job, kind, text)
+    event(job, sender.automatic.kind, f"{sender.automatic.reason}; {job.match.reason}")
     if bounce and bounce.permanent:
         _mark_bounced(job, bounce.recipients)
 
@@ -316,7 +204,7 @@ def _mark_bounced(job: Job, recipients: tuple[str, ...]) -> None:
         loops.mark_undeliverable(
             store, address, job.now, cfg.limits.undeliverable_days, "hard bounce"
         )
-        _event(
+        event(
             job,
             "undeliverable",
             f"{address}: no automatic mail for {cfg.limits.undeliverable_days} days (hard bounce)",
