@@ -78,28 +78,35 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def cmd_tickets(args: argparse.Namespace, cfg: Config) -> int:
+def _listing(
+    cfg: Config, fetch: Callable[[Context], list[dict]], columns: Sequence[str], as_json: bool
+) -> int:
+    """Print rows from the store as one JSON document or as an aligned table."""
     ctx = _context(cfg)
     try:
-        tickets = views.tickets(ctx, status=args.status)
+        rows = fetch(ctx)
     finally:
         ctx.close()
-    if args.json:
-        _print_json(tickets)
+    if as_json:
+        _print_json(rows)
     else:
-        columns = (
-            "id",
-            "status",
-            "priority",
-            "language",
-            "topic",
-            "requester",
-            "assignee",
-            "first_response_due",
-            "subject",
-        )
-        _table([views.short_times(t) for t in tickets], columns)
+        _table(rows, columns)
     return 0
+
+
+TICKET_COLUMNS = ("id", "status", "priority", "language", "topic", "requester", "assignee",
+                  "first_response_due", "subject")  # fmt: skip
+
+
+def cmd_tickets(args: argparse.Namespace, cfg: Config) -> int:
+    if args.json:
+        return _listing(cfg, lambda ctx: views.tickets(ctx, status=args.status), (), True)
+    return _listing(
+        cfg,
+        lambda ctx: [views.short_times(t) for t in views.tickets(ctx, status=args.status)],
+        TICKET_COLUMNS,
+        False,
+    )
 
 
 def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
@@ -119,44 +126,18 @@ def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
-    ctx = _context(cfg)
-    try:
-        rows = views.outbox(ctx, status=args.status)
-    finally:
-        ctx.close()
-    if args.json:
-        _print_json(rows)
-    else:
-        _table(
-            rows, ("id", "ticket", "template", "to", "status", "attempts", "last_error", "subject")
-        )
-    return 0
+    columns = ("id", "ticket", "template", "to", "status", "attempts", "last_error", "subject")
+    return _listing(cfg, lambda ctx: views.outbox(ctx, status=args.status), columns, args.json)
 
 
 def cmd_quarantine(args: argparse.Namespace, cfg: Config) -> int:
-    ctx = _context(cfg)
-    try:
-        rows = views.inbound(ctx, status="quarantined")
-    finally:
-        ctx.close()
-    if args.json:
-        _print_json(rows)
-    else:
-        _table(rows, ("id", "received_at", "source", "attempts", "message_id", "reason"))
-    return 0
+    columns = ("id", "received_at", "source", "attempts", "message_id", "reason")
+    return _listing(cfg, lambda ctx: views.inbound(ctx, "quarantined"), columns, args.json)
 
 
 def cmd_inbound(args: argparse.Namespace, cfg: Config) -> int:
-    ctx = _context(cfg)
-    try:
-        rows = views.inbound(ctx, status=args.status)
-    finally:
-        ctx.close()
-    if args.json:
-        _print_json(rows)
-    else:
-        _table(rows, ("id", "received_at", "source", "status", "ticket", "message_id", "reason"))
-    return 0
+    columns = ("id", "received_at", "source", "status", "ticket", "message_id", "reason")
+    return _listing(cfg, lambda ctx: views.inbound(ctx, args.status), columns, args.json)
 
 
 def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:

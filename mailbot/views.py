@@ -12,6 +12,13 @@ from mailbot.db import from_db
 TICKET_TIMES = ("created_at", "updated_at", "first_response_due", "first_response_at", "closed_at")
 
 
+def _rows(ctx: Context, select: str, status: str | None) -> list[Row]:
+    """The rows of `select`, only those with `status` when given, oldest first."""
+    if status:
+        return ctx.store.all(select + " WHERE status = ? ORDER BY id", (status,))
+    return ctx.store.all(select + " ORDER BY id")
+
+
 def local_time(ctx: Context, value: str | None) -> str | None:
     """Stored UTC text → ISO 8601 with the configured zone's offset."""
     moment = from_db(value)
@@ -37,12 +44,7 @@ def ticket_doc(ctx: Context, row: Row) -> dict[str, Any]:
 
 
 def tickets(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM tickets"
-    params: tuple = ()
-    if status:
-        sql += " WHERE status = ?"
-        params = (status,)
-    return [ticket_doc(ctx, row) for row in ctx.store.all(sql + " ORDER BY id", params)]
+    return [ticket_doc(ctx, row) for row in _rows(ctx, "SELECT * FROM tickets", status)]
 
 
 def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
@@ -119,11 +121,6 @@ def show_text(doc: dict[str, Any]) -> str:
 
 
 def outbox(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM outbox"
-    params: tuple = ()
-    if status:
-        sql += " WHERE status = ?"
-        params = (status,)
     return [
         {
             "id": r["id"],
@@ -142,7 +139,7 @@ def outbox(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             else None,
             "sent_at": local_time(ctx, r["sent_at"]),
         }
-        for r in ctx.store.all(sql + " ORDER BY id", params)
+        for r in _rows(ctx, "SELECT * FROM outbox", status)
     ]
 
 
@@ -151,10 +148,6 @@ def inbound(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
         "SELECT id, received_at, source, source_ref, envelope_from, message_id, size, status,"
         " attempts, reason, error, ticket_id, processed_at FROM inbound"
     )
-    params: tuple = ()
-    if status:
-        sql += " WHERE status = ?"
-        params = (status,)
     return [
         {
             "id": r["id"],
@@ -171,7 +164,7 @@ def inbound(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             "ticket": r["ticket_id"],
             "processed_at": local_time(ctx, r["processed_at"]),
         }
-        for r in ctx.store.all(sql + " ORDER BY id", params)
+        for r in _rows(ctx, sql, status)
     ]
 
 
