@@ -270,6 +270,11 @@ def test_limits_pass_ordinary_mail() -> None:
         (_nested(40), "levels deep"),
         (b"From: a@b.pl\r\nX-Junk: " + b"a" * 300_000 + b"\r\n\r\nbody", "header block larger"),
         (make_mail(body="x" * 1000), None),
+        (
+            b"From: a@b.pl\r\nContent-Type: text/plain; x=" + b"y" * 9000 + b"\r\n\r\nbody",
+            "Content-Type field longer than 8192 bytes",
+        ),
+        (b"From: a@b.pl\r" + b"Content-Type: message/rfc822\r\r" * 100, "levels deep"),
     ],
 )
 def test_pathological_mail_is_quarantined_before_parsing(

@@ -25,6 +25,7 @@ CHARSET_ALIASES = {
     "x-sjis": "cp932",
     "latin-2": "iso-8859-2",
 }
+NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
 SINGLE_BYTE_LATIN = {"ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15", "iso8859-2", "cp1250"}
 
 
@@ -41,9 +42,14 @@ def _codec(label: str | None) -> str | None:
     label = label.strip().strip('"').lower()
     label = CHARSET_ALIASES.get(label, label)
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except (LookupError, ValueError):
         return None
+    # Only real character sets: a label may name any Python codec (base64, zlib, rot13, idna,
+    # punycode, unicode-escape, undefined), and those are no charsets of mail text.
+    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def _polish_score(text: str) -> int:
@@ -69,9 +75,16 @@ def decode_bytes(data: bytes, declared: str | None) -> str:
     if codec and codec not in SINGLE_BYTE_LATIN and codec != "utf-8":
         try:
             return data.decode(codec)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):  # UnicodeError: some codecs raise its base class
             pass
     candidates = [c for c in (codec, "cp1250", "iso8859-2", "cp1252") if c and c != "utf-8"]
-    decoded = [data.decode(c, errors="replace") for c in dict.fromkeys(candidates)]
+    decoded = []
+    for candidate in dict.fromkeys(candidates):
+        try:
+            decoded.append(data.decode(candidate, errors="replace"))
+        except (UnicodeError, LookupError):  # a codec that fails even with errors="replace"
+            continue
+    if not decoded:
+        return data.decode("cp1252", errors="replace")
     # max() keeps the first of equals: the declared charset wins unless another reads as Polish.
     return max(decoded, key=_polish_score)
