@@ -456,3 +456,22 @@ def test_english_gmail_conversation_through_the_daemon(tmp_path, smtp_sink) -> N
         assert running.store.scalar("SELECT status FROM tickets WHERE id = 1") == "closed"
     finally:
         running.stop()
+
+
+def test_queue_position_counts_only_unanswered_open_tickets(bot) -> None:
+    for n in range(3):
+        customer_mail(bot, sender=f"k{n}@firma{n}.pl", subject=f"Pytanie {n}")
+    first_note = notification(bot, "anna@4dustry.com", 0)
+    bot.deliver(outlook_reply(first_note, ANNA, "Odpowiedź."), now=WARSAW_NOON + timedelta(hours=1))
+    second_note = notification(bot, "anna@4dustry.com", 1)
+    bot.deliver(
+        outlook_reply(second_note, ANNA, "#czeka\n\nProszę o szczegóły."),
+        now=WARSAW_NOON + timedelta(hours=1),
+    )
+    customer_mail(bot, sender="nowy@firma.pl", subject="Pytanie 4")
+    ack = next(m for m in bot.outbox() if m["To"] == "nowy@firma.pl")
+    assert "2. w kolejce" in body_of(ack)  # ticket 3 and the new one; 1 answered, 2 pending
+    counted = bot.ctx.store.scalar(
+        "SELECT count(*) FROM tickets WHERE status = 'open' AND first_response_at IS NULL"
+    )
+    assert bot.ctx.store.scalar("SELECT value FROM counters WHERE name = 'queue'") == counted

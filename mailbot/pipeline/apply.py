@@ -110,7 +110,7 @@ def new_ticket(job: Job, previous: int | None = None) -> None:
     if topic:
         event(job, "topic", f"{topic}: {topic_reason}")
     event(job, "due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
-    _customer_mail(job, ticket, "ack", position=store.queue_position(job.ticket_id, created))
+    _customer_mail(job, ticket, "ack", position=store.queue_position(created, newest=True))
     _notify_agents(job, ticket, "agent_new")
     sla_timers.on_new_ticket(ctx, ticket, job.now)
 
@@ -166,7 +166,7 @@ def follow_up(job: Job, ticket: Row) -> None:
     ticket = store.ticket(ticket["id"])
     assert ticket is not None
     if participant and ticket["first_response_at"] is None and ticket["queued_notice_at"] is None:
-        position = store.queue_position(ticket["id"], ticket["created_at"])
+        position = store.queue_position(ticket["created_at"])
         _customer_mail(job, ticket, "queued", position=position)
         store.update("tickets", ticket["id"], {"queued_notice_at": to_db(job.now)})
     _notify_agents(job, ticket, "agent_followup")
