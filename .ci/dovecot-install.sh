@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what tests/servers.py needs to run its private Dovecot: dovecot-imapd and openssl.
+# Install what the tests need: dovecot-imapd and openssl for tests/servers.py's private Dovecot,
+# and systemd for `systemd-analyze verify` of the unit file.
 #
 # Idempotent: installs only what is missing, so running it on every CI job costs nothing once
 # the packages are there.  The tests start Dovecot themselves from a temporary directory with
@@ -28,6 +29,8 @@ have_dovecot() {
 missing=()
 have_dovecot || missing+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# systemd-analyze, for the test that verifies systemd/mailbot.service (no service is started).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 created_policy=""
 remove_policy() {
