@@ -8,18 +8,27 @@ and stop it before parsing starts, so it is quarantined with a clear reason inst
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
-# The parser ends a line at CR, LF or CRLF, so "start of line" here is after any of them.
-LINE_START = rb"(?<![^\r\n])"
-# A multipart declaration or a message/* part (each nests one level deeper), and delimiter lines.
+# Patterns start with a literal ("content-", "--") so the regex engine can skip ahead to it;
+# whether the match starts a line (after CR or LF, as the parser sees lines) is checked after.
 BOUNDARY_RE = re.compile(rb"boundary\s*=\s*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))", re.I)
-NESTED_MESSAGE_RE = re.compile(LINE_START + rb"content-type:\s*message/(?:rfc822|global)\b", re.I)
-DELIMITER_RE = re.compile(LINE_START + rb"--([^\r\n]{1,200}?)(--)?[ \t]*(?=[\r\n]|$)")
-# A Content-* field with its continuation lines: the parser reads these through the stdlib
-# header parser, which is slow (sometimes quadratic) on long values, in every part.
-MIME_FIELD_RE = re.compile(LINE_START + rb"content-[\w-]{0,40}:(?:[^\r\n]|\r?\n[ \t])*", re.I)
+# A Content-* field with its continuation lines, matched on the lower-cased copy.
+MIME_FIELD_RE = re.compile(rb"content-[\w-]{0,40}:(?:[^\r\n]|\r?\n[ \t])*")
+NESTED_MESSAGE_RE = re.compile(rb"content-type:\s*message/(?:rfc822|global)\b")
+DELIMITER_RE = re.compile(rb"--([^\r\n]{1,200}?)(--)?[ \t]*(?=[\r\n]|$)")
+# The stdlib header parser is slow (sometimes quadratic) on long Content-* values, and the
+# parser reads them in every part.
 MAX_MIME_FIELD = 8192
+
+
+def _line_starts(pattern: re.Pattern[bytes], data: bytes) -> Iterator[re.Match[bytes]]:
+    """Matches of `pattern` that begin a line."""
+    for match in pattern.finditer(data):
+        start = match.start()
+        if start == 0 or data[start - 1] in b"\r\n":
+            yield match
 
 
 def _size(n: int) -> str:
@@ -36,20 +45,19 @@ def check(
     if end is None and len(raw) > max_header:
         return f"header block larger than {_size(max_header)}"
     lowered = raw.lower()  # one copy, then plain substring tests skip most regex scans
-    if b"content-" in lowered:
-        for field in MIME_FIELD_RE.finditer(raw):
-            if field.end() - field.start() > MAX_MIME_FIELD:
-                name = field.group(0).split(b":", 1)[0].decode("ascii", "replace")
-                return f"{name} field longer than {MAX_MIME_FIELD} bytes"
+    for field in _line_starts(MIME_FIELD_RE, lowered):
+        if field.end() - field.start() > MAX_MIME_FIELD:
+            name = field.group(0).split(b":", 1)[0].decode("ascii", "replace")
+            return f"{name.title()} field longer than {MAX_MIME_FIELD} bytes"
     boundaries = (
         {m.group(1) or m.group(2) for m in BOUNDARY_RE.finditer(raw)}
         if b"boundary" in lowered
         else set()
     )
-    nested = len(NESTED_MESSAGE_RE.findall(raw)) if b"message/" in lowered else 0
+    nested = sum(1 for _ in _line_starts(NESTED_MESSAGE_RE, lowered))
     parts = depth = 0
     open_multiparts: list[bytes] = []
-    for match in DELIMITER_RE.finditer(raw) if boundaries else ():
+    for match in _line_starts(DELIMITER_RE, raw) if boundaries else ():
         boundary = match.group(1)
         if boundary not in boundaries:
             continue
