@@ -16,6 +16,9 @@ from email.message import Message
 from mailbot.mail.charsets import decode_bytes
 
 MSGID_RE = re.compile(r"<[^<>\s]{1,250}>")
+FOLD_RE = re.compile(r"\r?\n[ \t]")
+# Control characters never belong in a header value we show or reuse.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _INDEX = "_mailbot_raw_headers"
 _DECODED = "_mailbot_decoded_headers"
 _PAIRS = "_mailbot_address_pairs"
@@ -47,7 +50,7 @@ def raw_values(msg: Message, name: str) -> list[str]:
 
 def decode_header_text(raw: str) -> str:
     """Decode RFC 2047 words and raw 8-bit bytes of one header value; unfold it."""
-    raw = re.sub(r"\r?\n[ \t]", " ", raw).replace("\r", "").replace("\n", "")
+    raw = FOLD_RE.sub(" ", raw).replace("\r", "").replace("\n", "")
     if "=?" not in raw and raw.isprintable():
         return raw.strip()  # the common case: nothing encoded, nothing to remove
     try:
@@ -61,7 +64,7 @@ def decode_header_text(raw: str) -> str:
         out.append(decode_bytes(chunk, charset))
     text = "".join(out)
     # Control characters never belong in a header value we show or reuse.
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", text).strip()
+    return CONTROL_RE.sub("", text).strip()
 
 
 def header_values(msg: Message, name: str) -> list[str]:
@@ -86,7 +89,7 @@ def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
     cache = msg.__dict__.setdefault(_PAIRS, {})
     pairs = cache.get(name)
     if pairs is None:
-        unfolded = tuple(re.sub(r"\r?\n[ \t]", " ", v) for v in raw_values(msg, name))
+        unfolded = tuple(FOLD_RE.sub(" ", v) for v in raw_values(msg, name))
         pairs = cache[name] = _getaddresses(unfolded) if unfolded else []
     return pairs
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 from sqlite3 import Row
 
 from mailbot import loops, notices, sla_timers
+from mailbot.config import Topic
 from mailbot.db import from_db, to_db
 from mailbot.pipeline import Duplicate, Ignore, Job, agents
 from mailbot.pipeline.records import event, store_message
@@ -20,13 +22,27 @@ def _subject(job: Job) -> str:
     return " ".join(subject.split())[:300] or "(no subject)"
 
 
+@lru_cache(maxsize=8)
+def _topic_patterns(topics: tuple[Topic, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """One pattern per topic: any of its keywords at the start of a word, any case."""
+    return tuple(
+        (
+            topic.name,
+            re.compile("|".join(rf"(?<!\w){re.escape(k.lower())}" for k in topic.keywords)),
+        )
+        for topic in topics
+        if topic.keywords
+    )
+
+
 def _topic(job: Job) -> tuple[str | None, str]:
+    """The first configured topic whose keywords the subject or text mention."""
     assert job.parsed is not None
     haystack = f"{job.parsed.subject}\n{job.parsed.text[:4000]}".lower()
-    for topic in job.ctx.cfg.topics:
-        for keyword in topic.keywords:
-            if re.search(rf"(?<!\w){re.escape(keyword.lower())}", haystack):
-                return topic.name, f"keyword {keyword!r}"
+    for name, pattern in _topic_patterns(job.ctx.cfg.topics):
+        found = pattern.search(haystack)
+        if found:
+            return name, f"keyword {found.group(0)!r}"
     return None, "no topic keyword matched"
 
 
