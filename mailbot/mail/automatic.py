@@ -46,21 +46,29 @@ _OOO_END = (
     r"\s*(?:$|[:(\[\uff1a]|\d|until\b|till\b|from\b|auto|reply|notice|notification|"
     r"message|w (?:biurze|pracy|dniach)|(?:do|od) (?:\d|dnia))"
 )
-_OOO_SUBJECT_RE = re.compile(rf"^\s*(?:away until\b|(?:{_OOO_PHRASE})(?={_OOO_END}))",
-                             re.IGNORECASE)
+_OOO_SUBJECT_RE = re.compile(
+    rf"^\s*(?:away until\b|(?:{_OOO_PHRASE})(?={_OOO_END}))", re.IGNORECASE
+)
 # Headers autoresponders add besides RFC 3834's Auto-Submitted (value must not be "no").
 # X-Auto-Response-Suppress is deliberately absent: it says which automatic answers the sender
 # does not want, not that the message is automatic. Outlook and Exchange put it on meeting
 # requests and on plain mail from some clients and CRMs, so a person's request carrying it
 # must still be acknowledged (Exchange's own auto-replies are caught by their subject,
 # Auto-Submitted or X-MS-Exchange-Inbox-Rules-Loop).
-_AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-autoreply-from",
-                      "x-mail-autoreply", "x-vacation")
+_AUTOREPLY_HEADERS = (
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoresponder",
+    "x-autoreply-from",
+    "x-mail-autoreply",
+    "x-vacation",
+)
 _NEGATIVE_VALUE_RE = re.compile(r"^\s*(?:no|false|0)?\s*$", re.IGNORECASE)
 _APPLE_VACATION_RE = re.compile(r"vacation", re.IGNORECASE)
 _PRECEDENCE_LIST = frozenset({"bulk", "list", "junk"})
-_ARF_SUBJECT_RE = re.compile(r"^\s*complaint about message from \d{1,3}(?:\.\d{1,3}){3}\b",
-                             re.IGNORECASE)
+_ARF_SUBJECT_RE = re.compile(
+    r"^\s*complaint about message from \d{1,3}(?:\.\d{1,3}){3}\b", re.IGNORECASE
+)
 _MESSAGE_ID_DOMAIN_RE = re.compile(r"@([^\s<>@]{1,255}?)\s*>?\s*$")
 _ADDRESS_RE = re.compile(r"[^\s<>,;\"@]{1,64}@[^\s<>,;\"@]{1,255}")
 _LIST_HEADERS = ("list-id", "list-unsubscribe")

@@ -15,8 +15,7 @@ from mailbot.mail.mime import part_text as _part_text
 _MAX_TEXT = 200_000  # characters of a notice worth reading
 _MAX_HEAD = 32_000
 _DSN_CTYPES = DSN_TYPES
-_HEADER_CTYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers",
-                            "text/global-headers"})
+_HEADER_CTYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers", "text/global-headers"})
 _MESSAGE_CTYPES = MESSAGE_TYPES
 _REPORT_PART = {
     "delivery-status": "message/delivery-status",
@@ -47,8 +46,7 @@ _EMAIL_RE = re.compile(
 )
 # Gateways write "smtp=user@host" or "rfc822;user@host"; the prefix is not part of it.
 _ADDR_PREFIX_RE = re.compile(r"^(?:smtp|rfc822|x400|sip|mailto)[=:;]", re.IGNORECASE)
-_ADDR_HEADER_LINE_RE = re.compile(r"^\s*(?:from|to|cc|reply-to|sender|mail from):",
-                                  re.IGNORECASE)
+_ADDR_HEADER_LINE_RE = re.compile(r"^\s*(?:from|to|cc|reply-to|sender|mail from):", re.IGNORECASE)
 _MESSAGE_ID_LINE_RE = re.compile(
     r"^[ \t>]*(?:X-Original-|Original-)?Message-I[dD]:[ \t]*(?:\r?\n[ \t]+)?"
     r"<?([^\s<>\"@]{1,250}@[^\s<>\"]{1,250}?)>?[ \t]*\r?$",
@@ -159,8 +157,9 @@ _HEADER_BLOCK_RE = re.compile(
     r"(?:[ \t][^\n]*\n)*(?:[\w-]+):",
     re.MULTILINE | re.IGNORECASE,
 )
-_QUOTED_ORIGINAL_RE = re.compile(r"^[ \t>]*(?:Received|Message-I[dD]):",
-                                 re.MULTILINE | re.IGNORECASE)
+_QUOTED_ORIGINAL_RE = re.compile(
+    r"^[ \t>]*(?:Received|Message-I[dD]):", re.MULTILINE | re.IGNORECASE
+)
 
 # Warnings: the MTA keeps trying, so the failure is temporary.
 _DELAY_RE = re.compile(
@@ -224,8 +223,12 @@ def local_part(address: str) -> str:
 
 def attached_messages(msg: Message) -> list[Message]:
     """Messages attached as message/rfc822 (not walking into them)."""
-    return [inner for part in iter_parts(msg) if content_type(part) in _MESSAGE_CTYPES
-            for inner in children(part)[:1]]
+    return [
+        inner
+        for part in iter_parts(msg)
+        if content_type(part) in _MESSAGE_CTYPES
+        for inner in children(part)[:1]
+    ]
 
 
 def part_text(part: Message) -> str:
@@ -272,7 +275,7 @@ def split_notice(text: str) -> str:
         # A match on the very first line is a title, not the start of the original.
         if match and match.start() > 0:
             cut = min(cut, match.start())
-    return text[:min(cut, _MAX_HEAD)]
+    return text[: min(cut, _MAX_HEAD)]
 
 
 def _has_original(msg: Message, notice: str) -> bool:
@@ -310,7 +313,7 @@ class _Recipient:
 
 
 def _field_blocks(text: str) -> list[dict[str, str]]:
-    """"Field: value" blocks separated by blank lines, as in a delivery-status body."""
+    """ "Field: value" blocks separated by blank lines, as in a delivery-status body."""
     blocks = []
     for chunk in _BLANK_LINE_RE.split(_FOLD_RE.sub("", text)):
         fields = {m.group(1).lower(): m.group(2).strip() for m in _FIELD_LINE_RE.finditer(chunk)}
@@ -352,11 +355,14 @@ def _status_in(text: str, regex: re.Pattern[str] = _TEXT_STATUS_RE) -> str | Non
 
 
 def _recipient(block: dict[str, str]) -> _Recipient:
-    found = (_address_field(block.get(k, "")) for k in
-             ("original-recipient", "final-recipient", "x-actual-recipient"))
+    found = (
+        _address_field(block.get(k, ""))
+        for k in ("original-recipient", "final-recipient", "x-actual-recipient")
+    )
     action = (block.get("action", "").split() or [""])[0].lower()
     status = _status_in(block.get("status", ""), _STATUS_RE) or _status_in(
-        block.get("diagnostic-code", ""))
+        block.get("diagnostic-code", "")
+    )
     return _Recipient(tuple(dict.fromkeys(a for a in found if a)), action, status)
 
 
@@ -412,8 +418,10 @@ def original_message_id(msg: Message, notice: str) -> str | None:
     found = found or next(filter(None, map(_own_message_id, parts[1:])), None)
     found = found or _message_id_in(notice)
     # Last resort: other leaf parts (message/partial, odd attachments).
-    return found or next(filter(None, (_message_id_in(part_text(p)) for p in parts[1:]
-                                       if not p.is_multipart())), None)
+    return found or next(
+        filter(None, (_message_id_in(part_text(p)) for p in parts[1:] if not p.is_multipart())),
+        None,
+    )
 
 
 # --- recipients from free text --------------------------------------------------------------
@@ -485,7 +493,8 @@ def _bounce_subject(subject: str) -> bool:
 def _looks_like_bounce(msg: Message, notice: str, head: str) -> bool:
     """Non-standard bounce: enough independent signals that mail software wrote this."""
     if header_values(msg, "x-failed-recipients") or header_values(
-            msg, "x-ms-exchange-message-is-ndr"):
+        msg, "x-ms-exchange-message-is-ndr"
+    ):
         return True
     subject = _bounce_subject(header_value(msg, "subject"))
     strong = bool(_STRONG_BODY_RE.search(head))
@@ -521,8 +530,11 @@ def _build(msg: Message, notice: str, head: str, kind: str) -> Bounce | None:
     failed = [r for r in recipients if r.failed]
     if recipients and not failed:
         return None  # a success/relay notice, not a failure
-    status = next((r.status for r in failed if r.permanent and r.status), None) or next(
-        (r.status for r in failed if r.status), None) or _status_in(head)
+    status = (
+        next((r.status for r in failed if r.permanent and r.status), None)
+        or next((r.status for r in failed if r.status), None)
+        or _status_in(head)
+    )
     verdicts = [r.permanent for r in failed if r.permanent is not None]
     text = header_value(msg, "subject") + "\n" + head
     addrs = [a for r in failed for a in r.addresses] or _text_recipients(msg, head)
@@ -545,8 +557,9 @@ def _parse_ses(notice: str) -> Bounce | None:
     status = _SES_STATUS_RE.search(notice)
     return Bounce(
         permanent=bool(bounce_type and bounce_type.group(1) == "Permanent"),
-        recipients=tuple(dict.fromkeys(m.group(1).lower()
-                                       for m in _SES_ADDRESS_RE.finditer(notice))),
+        recipients=tuple(
+            dict.fromkeys(m.group(1).lower() for m in _SES_ADDRESS_RE.finditer(notice))
+        ),
         original_message_id=_bracket(message_id.group(1)) if message_id else None,
         status=_status_in(status.group(1), _STATUS_RE) if status else None,
         kind="nonstandard",
@@ -562,7 +575,7 @@ def _ses_type(msg: Message, notice: str) -> str | None:
 
 
 def ses_notification_type(msg: Message) -> str | None:
-    """"Bounce", "Complaint" or "Delivery" for an Amazon SES notification relayed as text."""
+    """ "Bounce", "Complaint" or "Delivery" for an Amazon SES notification relayed as text."""
     if not (_is_machine_sender(msg) or auto_submitted(msg)):
         return None  # checked before reading the text: most mail stops here cheaply
     return _ses_type(msg, notice_text(msg))
@@ -596,10 +609,12 @@ def _parse(msg: Message, *, nested: bool = False) -> Bounce | None:
         return _parse_ses(notice)
     head = split_notice(notice)
     if is_report(msg, "delivery-status") or any(
-            content_type(p) == "message/global-delivery-status" for p in iter_parts(msg)):
+        content_type(p) == "message/global-delivery-status" for p in iter_parts(msg)
+    ):
         return _build(msg, notice, head, "dsn")
-    bounce = _build(msg, notice, head, "nonstandard") if _looks_like_bounce(
-        msg, notice, head) else None
+    bounce = (
+        _build(msg, notice, head, "nonstandard") if _looks_like_bounce(msg, notice, head) else None
+    )
     if nested or (bounce and bounce.recipients) or not (bounce or is_daemon_sender(msg)):
         return bounce
     # Gateways re-wrap a whole DSN as an attachment of their own, nearly empty, notice.
