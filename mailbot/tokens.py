@@ -83,7 +83,3 @@ class Signer:
         """True when the token was issued by us to exactly this recipient."""
         expected = self._mac(token.ticket_id, token.purpose, recipient, token.nonce)
         return hmac.compare_digest(expected, token.mac)
-
-    def is_ours(self, message_id: str) -> bool:
-        """A Message-ID in our domain (our own mail coming back)."""
-        return message_id.strip().strip("<>").lower().endswith("@" + self.domain)

@@ -53,13 +53,6 @@ class Counts:
     quarantined: int = 0
     retried: int = 0
 
-    def __iadd__(self, other: Counts) -> Counts:
-        self.processed += other.processed
-        self.ignored += other.ignored
-        self.quarantined += other.quarantined
-        self.retried += other.retried
-        return self
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
