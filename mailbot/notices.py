@@ -82,9 +82,13 @@ def send(
     in_reply_to: str | None = None,
     references: list[str] | None = None,
     from_name: str | None = None,
+    auto_submitted: str = "auto-generated",
     **extra: object,
 ) -> int:
-    """Enqueue an automatic notice to staff, in the default language; returns the outbox id."""
+    """Enqueue an automatic notice to staff, in the default language; returns the outbox id.
+
+    `auto_submitted="auto-replied"` for an answer to the staff member's own mail (RFC 3834).
+    """
     language = ctx.cfg.mailbot.default_language
     row_id, _ = outbox.enqueue(
         ctx,
@@ -98,7 +102,7 @@ def send(
         context=context(ctx, ticket, language) | extra,
         in_reply_to=in_reply_to,
         references=references if references is not None else [in_reply_to] if in_reply_to else (),
-        auto_submitted="auto-generated",
+        auto_submitted=auto_submitted,
         from_name=from_name,
     )
     return row_id

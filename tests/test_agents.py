@@ -327,13 +327,18 @@ def test_dmarc_pass_from_a_trusted_authserv_id_authenticates_a_fresh_mail(tmp_pa
 # -- customer side -----------------------------------------------------------------------------
 
 
-def test_customer_reply_reopens_a_recently_closed_ticket(bot) -> None:
+def _answered_and_closed(bot) -> EmailMessage:
+    """A customer's ticket that Anna answered and closed; returns her answer as sent."""
     customer_mail(bot, subject="Dostawa")
     bot.deliver(
         outlook_reply(notification(bot), ANNA, "#zamknij\n\nGotowe."),
         now=WARSAW_NOON + timedelta(hours=1),
     )
-    answer = [m for m in bot.outbox() if m["To"] == "jan@klient.pl"][-1]
+    return [m for m in bot.outbox() if m["To"] == "jan@klient.pl"][-1]
+
+
+def test_customer_reply_reopens_a_recently_closed_ticket(bot) -> None:
+    answer = _answered_and_closed(bot)
     reply = make_mail(
         subject="Re: " + answer["Subject"],
         body="Jednak nie dotarło.",
@@ -344,12 +349,7 @@ def test_customer_reply_reopens_a_recently_closed_ticket(bot) -> None:
 
 
 def test_customer_reply_after_the_window_opens_a_linked_ticket(bot) -> None:
-    customer_mail(bot, subject="Dostawa")
-    bot.deliver(
-        outlook_reply(notification(bot), ANNA, "#zamknij\n\nGotowe."),
-        now=WARSAW_NOON + timedelta(hours=1),
-    )
-    answer = [m for m in bot.outbox() if m["To"] == "jan@klient.pl"][-1]
+    answer = _answered_and_closed(bot)
     reply = make_mail(
         subject="Re: " + answer["Subject"],
         body="Znowu problem.",

@@ -25,17 +25,15 @@ AFTER_REPLY = ("reopen", "pending", "close")
 
 def _tell_agent(job: Job, ticket: Row, to: str, template: str, **context: object) -> None:
     """A message to an agent about their own mail (errors); replying to it authenticates."""
-    outbox.enqueue(
+    notices.send(
         job.ctx,
-        now=job.now,
-        ticket_id=ticket["id"],
+        ticket,
         template=template,
-        language=job.ctx.cfg.mailbot.default_language,
         to=to,
-        purpose="agent",
-        context={"tag": job.ctx.tag(ticket["id"]), "ticket": dict(ticket), **context},
+        now=job.now,
         in_reply_to=job.parsed.message_id if job.parsed else None,
         auto_submitted="auto-replied",
+        **context,
     )
 
 
