@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
@@ -305,5 +305,7 @@ def test_outbox_delivery_is_exactly_once_even_if_marking_failed(bot) -> None:
     bot.deliver(make_mail())
     before = len(bot.outbox())
     bot.ctx.store.execute("UPDATE outbox SET status = 'pending'")  # as if a crash hit mid-pass
-    bot.run(now=datetime.now(UTC) + timedelta(days=1))
+    # An hour later: the rows are due again, and no SLA reminder is yet (the mail came at
+    # WARSAW_NOON; a run on the real clock would see its breach notice from 2026-12-02 on).
+    bot.run(now=WARSAW_NOON + timedelta(hours=1))
     assert len(bot.outbox()) == before
