@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import random
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailbot.db import RECENT_QUEUE, to_db
 from tests.helpers import WARSAW_NOON, body_of, make_mail
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -151,6 +154,38 @@ def test_follow_ups_do_not_jump_the_queue(bot) -> None:
     order = [t["requester"] for t in bot.tickets() if t["status"] == "open"]
     created = [t["created_at"] for t in bot.tickets()]
     assert order == ["a@firma-a.pl", "b@firma-b.pl"] and created == sorted(created)
+
+
+def test_queue_position_counts_right_in_a_long_queue(bot) -> None:
+    # Tickets over an afternoon (to the second, so some arrive together), some answered,
+    # pending or closed. Each one's position is 1 + the queued tickets that arrived before it,
+    # for the recent ones (counted from the back) as for the older ones (from the front).
+    store, rng = bot.ctx.store, random.Random(7)
+    total = 5 * RECENT_QUEUE
+    with store.atomic():
+        for n in range(total):
+            created = to_db(WARSAW_NOON + timedelta(seconds=rng.randrange(4 * 3600)))
+            store.insert(
+                "tickets",
+                {
+                    "subject": f"Zgłoszenie {n}",
+                    "status": rng.choice(["open"] * 6 + ["pending", "closed"]),
+                    "language": "pl",
+                    "requester": f"k{n}@firma.pl",
+                    "created_at": created,
+                    "updated_at": created,
+                    "first_response_at": created if rng.random() < 0.3 else None,
+                },
+            )
+    tickets = store.all("SELECT created_at, status, first_response_at FROM tickets")
+    queued = sorted(
+        t["created_at"] for t in tickets if t["status"] == "open" and not t["first_response_at"]
+    )
+    assert len(queued) > 2 * RECENT_QUEUE
+    assert store.queue_position(queued[-1], newest=True) == len(queued)
+    for ticket in tickets:
+        ahead = bisect.bisect_left(queued, ticket["created_at"])
+        assert store.queue_position(ticket["created_at"]) == ahead + 1
 
 
 def test_contact_form_mail_is_attributed_to_its_reply_to(bot) -> None:
