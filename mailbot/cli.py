@@ -145,13 +145,13 @@ def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
 
     ctx = _context(cfg)
     try:
-        row = ctx.store.one("SELECT status FROM inbound WHERE id = ?", (args.id,))
+        row = ctx.store.inbound.get(args.id)
         if row is None or row["status"] != "quarantined":
             print(f"mailbot retry: inbound {args.id} is not in quarantine", file=sys.stderr)
             return 1
         with ctx.store.atomic():
-            ctx.store.update("inbound", args.id, {"status": "pending", "attempts": 0})
-            ctx.store.add_event(
+            ctx.store.inbound.update(args.id, {"status": "pending", "attempts": 0})
+            ctx.store.events.add(
                 "retry",
                 "put back by an admin",
                 at=datetime.now(UTC),
@@ -159,9 +159,7 @@ def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
                 actor="admin",
             )
         process_pending(ctx)
-        after = ctx.store.one(
-            "SELECT status, reason, ticket_id FROM inbound WHERE id = ?", (args.id,)
-        )
+        after = ctx.store.inbound.get(args.id)
     finally:
         ctx.close()
     assert after is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mailbot import templates as templates_module
 from mailbot.config import Config
-from mailbot.db import Store
+from mailbot.store import Store
 from mailbot.templates import Templates
 from mailbot.tokens import Signer, load_secret
 

@@ -20,14 +20,14 @@ from sqlite3 import Row
 from mailbot import notices, scheduler
 from mailbot.config import Manager
 from mailbot.context import Context
-from mailbot.db import to_db
+from mailbot.store import to_db
 
 WINDOW_DAYS = 30
 PAGE_KIND = "manager_page"
 
 
 def _event(ctx: Context, ticket: Row, now: datetime, kind: str, detail: str) -> None:
-    ctx.store.add_event(kind, detail, at=now, ticket_id=ticket["id"])
+    ctx.store.events.add(kind, detail, at=now, ticket_id=ticket["id"])
 
 
 def counted(ctx: Context, customer: str, now: datetime) -> int:
@@ -201,7 +201,7 @@ def _defer(
 @scheduler.handler(PAGE_KIND)
 def fire_page(ctx: Context, timer: Row, now: datetime) -> bool:
     """The manager window opened: page the manager if the ticket still waits, urgent."""
-    ticket = ctx.store.ticket(timer["ticket_id"]) if timer["ticket_id"] else None
+    ticket = ctx.store.tickets.get(timer["ticket_id"]) if timer["ticket_id"] else None
     if (
         ticket is None
         or ticket["status"] != "open"
@@ -238,7 +238,7 @@ def reset(ctx: Context, customer: str, now: datetime) -> int:
         (to_db(now), customer),
     ).rowcount
     if forgiven:
-        ctx.store.add_event(
+        ctx.store.events.add(
             "escalations-reset",
             f"{customer}: {forgiven} urgent escalations no longer counted",
             at=now,

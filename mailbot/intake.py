@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from mailbot.db import Store
+from mailbot.store import Store
 
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 MESSAGE_ID_RE = re.compile(rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]{1,250}>)", re.I | re.M)
@@ -32,7 +32,7 @@ def accept(
 ) -> tuple[int, bool]:
     """Store one message durably; (inbound id, new?). The same bytes twice are kept once."""
     with store.atomic():
-        return store.store_inbound(
+        return store.inbound.add(
             raw,
             source=source,
             received_at=now,

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from email.message import Message
 
 from mailbot.config import Config
-from mailbot.db import Store, to_db
 from mailbot.mail.automatic import Automatic, detect_automatic
+from mailbot.store import Store
 
 
 def own_addresses(cfg: Config) -> set[str]:
@@ -60,35 +60,21 @@ def outbound_headers(cfg: Config, auto_submitted: str | None) -> dict[str, str]:
     }
 
 
-def undeliverable(store: Store, address: str, now: datetime) -> str | None:
-    """Why mail to `address` is not worth sending now (a recent hard bounce), or None."""
-    row = store.one(
-        "SELECT until, reason FROM undeliverable WHERE address = ? AND until > ?",
-        (address.lower(), to_db(now)),
-    )
-    return f"{row['reason']} (until {row['until']})" if row else None
+def answer_refused(
+    store: Store, cfg: Config, address: str, now: datetime, planned: int = 0
+) -> str | None:
+    """Why no automatic answer may go to `address` now, or None when one may.
 
-
-def mark_undeliverable(store: Store, address: str, now: datetime, days: int, reason: str) -> None:
-    until = now + timedelta(days=days)
-    store.execute(
-        "INSERT INTO undeliverable (address, until, reason, marked_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (address) DO UPDATE SET until = max(until, excluded.until),"
-        " reason = excluded.reason, marked_at = excluded.marked_at",
-        (address.lower(), to_db(until), reason[:500], to_db(now)),
-    )
-
-
-def answer_refused(store: Store, cfg: Config, address: str, now: datetime) -> str | None:
-    """Why no automatic answer may go to `address` now, or None when one may."""
+    `planned`: automatic answers to the address decided already but not written yet.
+    """
     limits = cfg.limits
-    recent, today = store.one(
-        "SELECT count(*) FILTER (WHERE created_at > ?), count(*) FROM outbox"
-        " WHERE to_addr = ? AND auto_submitted IS NOT NULL AND created_at > ?",
-        (to_db(now - timedelta(minutes=10)), address, to_db(now - timedelta(days=1))),
+    recent, today = store.outbox.automatic_since(
+        address, now - timedelta(minutes=10), now - timedelta(days=1)
     )
+    recent, today = recent + planned, today + planned
     if recent >= limits.auto_replies_per_10min:
         return f"{recent} automatic answers to {address} in 10 minutes"
     if today >= limits.auto_replies_per_day:
         return f"{today} automatic answers to {address} in a day"
-    return undeliverable(store, address, now)
+    held = store.addresses.undeliverable(address, now)
+    return f"{held['reason']} (until {held['until']})" if held else None

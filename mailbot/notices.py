@@ -12,7 +12,7 @@ from sqlite3 import Row
 from mailbot import loops, outbox
 from mailbot.config import Config
 from mailbot.context import Context
-from mailbot.db import from_db, to_db
+from mailbot.store import from_db, to_db
 from mailbot.templates import format_hours, format_when
 
 

@@ -24,8 +24,8 @@ from typing import Protocol
 from mailbot import loops
 from mailbot.config import Config
 from mailbot.context import Context
-from mailbot.db import to_db
 from mailbot.mail import compose
+from mailbot.store import to_db
 
 log = logging.getLogger("mailbot.outbox")
 
@@ -61,8 +61,7 @@ def enqueue(
     """Render a template into an outbox row; returns (row id, Message-ID)."""
     rendered = ctx.templates.render(template, language, **context)
     message_id = ctx.signer.message_id(ticket_id or 0, purpose, to)
-    row_id = ctx.store.insert(
-        "outbox",
+    row_id = ctx.store.outbox.insert(
         {
             "ticket_id": ticket_id,
             "template": template,
@@ -241,25 +240,11 @@ def deliver_due(
     """Deliver pending rows whose time has come; each outcome committed on its own."""
     store, cfg = ctx.store, ctx.cfg
     report = DeliveryReport()
-    rows = store.all(
-        # Answers to customers first: an agent's notification can wait a moment, a customer
-        # waiting for the ack of their request should not.
-        "SELECT * FROM outbox INDEXED BY outbox_due"  # the planner would scan otherwise
-        " WHERE status = 'pending' AND next_attempt_at <= ?"
-        " ORDER BY auto_submitted = 'auto-replied' DESC, id LIMIT ?",
-        (to_db(now), limit),
-    )
+    rows = store.outbox.due(now, limit)
     for row in rows:
         if should_stop():
             break
-        att_ids = json.loads(row["attachments"])
-        att_rows = (
-            store.all(
-                f"SELECT * FROM attachments WHERE id IN ({','.join('?' * len(att_ids))})", att_ids
-            )
-            if att_ids
-            else []
-        )
+        att_rows = store.attachments.by_ids(json.loads(row["attachments"]))
         recipients = [row["to_addr"], *json.loads(row["cc"])]
         try:
             data = compose.build(row, cfg, att_rows)
@@ -306,9 +291,9 @@ def _record_failure(
         values["next_attempt_at"] = to_db(now + timedelta(seconds=backoff(attempts)))
         report.retried += 1
     with ctx.store.atomic():
-        ctx.store.update("outbox", row["id"], values)
+        ctx.store.outbox.update(row["id"], values)
         if final:
-            ctx.store.add_event(
+            ctx.store.events.add(
                 "delivery-failed",
                 f"{row['template']} to {row['to_addr']}: {error[:500]}",
                 at=now,
@@ -322,7 +307,4 @@ def _record_failure(
 
 def next_due(ctx: Context) -> datetime | None:
     """When the next pending row is due, for the sender loop to sleep until then."""
-    value = ctx.store.scalar(
-        "SELECT min(next_attempt_at) FROM outbox INDEXED BY outbox_due WHERE status = 'pending'"
-    )
-    return datetime.fromisoformat(value) if value else None
+    return ctx.store.outbox.next_due()

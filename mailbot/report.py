@@ -15,8 +15,8 @@ from datetime import date, datetime, time
 from sqlite3 import Row
 
 from mailbot.context import Context
-from mailbot.db import from_db, to_db
 from mailbot.sla import BusinessCalendar
+from mailbot.store import from_db
 
 COLUMNS = ("received", "answered", "within_sla", "breached", "median_hours", "p90_hours")
 UNANSWERED = "(unanswered)"
@@ -95,25 +95,13 @@ def _paused(
 def build(ctx: Context, now: datetime, since: date | None = None) -> dict[str, object]:
     """The report as one document: totals, per language, per agent who answered first."""
     store = ctx.store
-    params: tuple = ()
-    sql = "SELECT * FROM tickets"
-    if since is not None:
-        sql += " WHERE created_at >= ?"
-        params = (to_db(datetime.combine(since, time(0), tzinfo=ctx.cfg.tz)),)
-    first_agent = {
-        row["ticket_id"]: row["from_addr"]
-        for row in store.all(
-            "SELECT ticket_id, from_addr FROM messages WHERE direction = 'out' AND kind = 'agent'"
-            " ORDER BY id DESC"  # the dict keeps the last written: the first message wins
-        )
-    }
-    pauses: dict[int, list[Row]] = {}
-    for pause in store.all("SELECT * FROM sla_pauses ORDER BY id"):
-        pauses.setdefault(pause["ticket_id"], []).append(pause)
+    start = datetime.combine(since, time(0), tzinfo=ctx.cfg.tz) if since else None
+    first_agent = store.messages.first_answerers()
+    pauses = store.pauses.by_ticket()
     total = Group()
     languages: dict[str, Group] = {}
     agents: dict[str, Group] = {}
-    for ticket in store.all(sql + " ORDER BY id", params):
+    for ticket in store.tickets.created_since(start):
         outcome = _outcome(ctx, ticket, pauses.get(ticket["id"], []), now)
         total.add(outcome)
         languages.setdefault(ticket["language"], Group()).add(outcome)

@@ -28,7 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from mailbot import templates as templates_module
 from mailbot.config import Config
 from mailbot.context import Context, open_context
-from mailbot.db import from_db, to_db
+from mailbot.store import from_db, to_db
 
 log = logging.getLogger("mailbot.scheduler")
 
@@ -112,7 +112,7 @@ def _fire(ctx: Context, timer_id: int, now: datetime) -> bool:
         assert row is not None
         func = HANDLERS.get(row["kind"])
         if func is None:
-            store.add_event(
+            store.events.add(
                 "timer", f"unknown timer kind {row['kind']}", at=now, ticket_id=row["ticket_id"]
             )
             return False
@@ -141,7 +141,7 @@ def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) 
             {"attempts": attempts, "error": error, **({"status": "failed"} if final else {})},
         )
         if final:
-            store.add_event(
+            store.events.add(
                 "timer-failed",
                 f"{row['kind']} gave up after {attempts} attempts: {type(exc).__name__}: {exc}",
                 at=now,

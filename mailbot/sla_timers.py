@@ -20,8 +20,8 @@ from sqlite3 import Row
 from mailbot import escalations, notices, scheduler
 from mailbot.config import Config
 from mailbot.context import Context
-from mailbot.db import from_db, to_db
 from mailbot.sla import Duration
+from mailbot.store import from_db, to_db
 
 SLA_KINDS = ("sla_warning", "sla_breach")
 
@@ -64,12 +64,12 @@ def _update_due(ctx: Context, ticket: Row, now: datetime, why: str) -> Row:
     due = to_db(compute_due(ctx, ticket))
     if due == ticket["first_response_due"]:
         return ticket
-    ctx.store.update("tickets", ticket["id"], {"first_response_due": due})
+    ctx.store.tickets.update(ticket["id"], {"first_response_due": due})
     local = notices.iso(ctx, due)
-    ctx.store.add_event(
+    ctx.store.events.add(
         "due", f"first response due {local} ({why})", at=now, ticket_id=ticket["id"]
     )
-    fresh = ctx.store.ticket(ticket["id"])
+    fresh = ctx.store.tickets.get(ticket["id"])
     assert fresh is not None
     return fresh
 
@@ -92,7 +92,7 @@ def _plan(cfg: Config, due: datetime) -> list[tuple[str, str, datetime]]:
 def schedule(ctx: Context, ticket_id: int, now: datetime) -> None:
     """Make the ticket's scheduled SLA timers match its due time; safe to call again."""
     store = ctx.store
-    ticket = store.ticket(ticket_id)
+    ticket = store.tickets.get(ticket_id)
     assert ticket is not None
     if not clock_running(ticket):
         scheduler.cancel_timers(ctx, ticket_id, SLA_KINDS)
@@ -153,7 +153,7 @@ def recompute_open(ctx: Context, now: datetime) -> int:
 
 def _pause(ctx: Context, ticket_id: int, now: datetime, reason: str) -> None:
     store = ctx.store
-    ticket = store.ticket(ticket_id)
+    ticket = store.tickets.get(ticket_id)
     assert ticket is not None
     already = store.scalar(
         "SELECT 1 FROM sla_pauses WHERE ticket_id = ? AND ended_at IS NULL", (ticket_id,)
@@ -174,7 +174,7 @@ def _end_pause(ctx: Context, ticket_id: int, now: datetime) -> None:
     if pause is None:
         return
     store.update("sla_pauses", pause["id"], {"ended_at": to_db(now)})
-    ticket = store.ticket(ticket_id)
+    ticket = store.tickets.get(ticket_id)
     assert ticket is not None
     started = from_db(pause["started_at"])
     assert started is not None
@@ -226,7 +226,7 @@ def on_reopened(ctx: Context, ticket_id: int, now: datetime) -> None:
 
 def on_priority(ctx: Context, ticket_id: int, now: datetime) -> None:
     """An agent changed the priority: urgent pages the manager, normal calls off a page."""
-    ticket = ctx.store.ticket(ticket_id)
+    ticket = ctx.store.tickets.get(ticket_id)
     assert ticket is not None
     if ticket["priority"] == "urgent":
         escalations.escalate(ctx, ticket, now, source="agent")
@@ -239,7 +239,7 @@ def on_priority(ctx: Context, ticket_id: int, now: datetime) -> None:
 
 def _still_due(ctx: Context, timer: Row) -> Row | None:
     """The timer's ticket, if its clock still runs toward the due time the timer was set for."""
-    ticket = ctx.store.ticket(timer["ticket_id"]) if timer["ticket_id"] else None
+    ticket = ctx.store.tickets.get(timer["ticket_id"]) if timer["ticket_id"] else None
     if ticket is None or not clock_running(ticket):
         return None
     if _payload(timer).get("due") != ticket["first_response_due"]:
@@ -266,7 +266,7 @@ def fire_warning(ctx: Context, timer: Row, now: datetime) -> bool:
             now=now,
             in_reply_to=notices.agent_thread(ctx, ticket["id"], to),
         )
-    ctx.store.add_event(
+    ctx.store.events.add(
         "sla-warning",
         f"first response due {notices.iso(ctx, ticket['first_response_due'])};"
         f" reminded {', '.join(recipients) or 'nobody (no agents configured)'}",
@@ -285,7 +285,7 @@ def fire_breach(ctx: Context, timer: Row, now: datetime) -> bool:
     recipients = notices.leads(ctx.cfg)
     for to in recipients:
         notices.send(ctx, ticket, template="sla_breach", to=to, now=now, purpose="notice")
-    ctx.store.add_event(
+    ctx.store.events.add(
         "sla-breach",
         f"first response was due {notices.iso(ctx, ticket['first_response_due'])};"
         f" told {', '.join(recipients) or 'nobody (no leads or agents configured)'}",

@@ -7,16 +7,9 @@ from sqlite3 import Row
 from typing import Any
 
 from mailbot.context import Context
-from mailbot.db import from_db
+from mailbot.store import from_db
 
 TICKET_TIMES = ("created_at", "updated_at", "first_response_due", "first_response_at", "closed_at")
-
-
-def _rows(ctx: Context, select: str, status: str | None) -> list[Row]:
-    """The rows of `select`, only those with `status` when given, oldest first."""
-    if status:
-        return ctx.store.all(select + " WHERE status = ? ORDER BY id", (status,))
-    return ctx.store.all(select + " ORDER BY id")
 
 
 def local_time(ctx: Context, value: str | None) -> str | None:
@@ -44,21 +37,21 @@ def ticket_doc(ctx: Context, row: Row) -> dict[str, Any]:
 
 
 def tickets(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    return [ticket_doc(ctx, row) for row in _rows(ctx, "SELECT * FROM tickets", status)]
+    return [ticket_doc(ctx, row) for row in ctx.store.tickets.listing(status)]
 
 
 def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
     store = ctx.store
-    row = store.ticket(ticket_id)
+    row = store.tickets.get(ticket_id)
     if row is None:
         return None
     doc = ticket_doc(ctx, row)
     doc["participants"] = [
         {"address": p["address"], "name": p["name"], "role": p["role"]}
-        for p in store.all("SELECT * FROM participants WHERE ticket_id = ?", (ticket_id,))
+        for p in store.participants.of_ticket(ticket_id)
     ]
     messages = []
-    for m in store.all("SELECT * FROM messages WHERE ticket_id = ? ORDER BY id", (ticket_id,)):
+    for m in store.messages.of_ticket(ticket_id):
         messages.append(
             {
                 "id": m["id"],
@@ -78,9 +71,7 @@ def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
                         "size": a["size"],
                         "path": a["path"],
                     }
-                    for a in store.all(
-                        "SELECT * FROM attachments WHERE message_row = ? ORDER BY id", (m["id"],)
-                    )
+                    for a in store.attachments.of_message(m["id"])
                 ],
             }
         )
@@ -92,7 +83,7 @@ def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
             "kind": e["kind"],
             "detail": e["detail"],
         }
-        for e in store.all("SELECT * FROM events WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        for e in store.events.of_ticket(ticket_id)
     ]
     return doc
 
@@ -139,15 +130,11 @@ def outbox(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             else None,
             "sent_at": local_time(ctx, r["sent_at"]),
         }
-        for r in _rows(ctx, "SELECT * FROM outbox", status)
+        for r in ctx.store.outbox.listing(status)
     ]
 
 
 def inbound(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT id, received_at, source, source_ref, envelope_from, message_id, size, status,"
-        " attempts, reason, error, ticket_id, processed_at FROM inbound"
-    )
     return [
         {
             "id": r["id"],
@@ -164,7 +151,7 @@ def inbound(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             "ticket": r["ticket_id"],
             "processed_at": local_time(ctx, r["processed_at"]),
         }
-        for r in _rows(ctx, sql, status)
+        for r in ctx.store.inbound.listing(status)
     ]
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mailbot.context import Context
-from mailbot.db import from_db, to_db
 from mailbot.mail import limits
 from mailbot.mail.parse import Unparseable, parse
 from mailbot.pipeline import Ignore, Job, Quarantine, apply, classify, thread
+from mailbot.store import from_db, to_db
 
 log = logging.getLogger("mailbot.worker")
 
@@ -59,7 +59,7 @@ def utcnow() -> datetime:
 
 
 def _finish(ctx: Context, row_id: int, now: datetime, **values: object) -> None:
-    ctx.store.update("inbound", row_id, {"processed_at": to_db(now), **values})
+    ctx.store.inbound.update(row_id, {"processed_at": to_db(now), **values})
 
 
 def prepare(ctx: Context, row, now: datetime) -> tuple[Job, BaseException | None]:
@@ -68,7 +68,7 @@ def prepare(ctx: Context, row, now: datetime) -> tuple[Job, BaseException | None
         ctx=ctx,
         inbound_id=row["id"],
         # Fetched one at a time: a batch of large messages must not sit in memory together.
-        raw=ctx.store.scalar("SELECT raw FROM inbound WHERE id = ?", (row["id"],)),
+        raw=ctx.store.inbound.raw(row["id"]),
         received_at=from_db(row["received_at"]) or now,
         now=now,
         source=row["source"],
@@ -105,7 +105,7 @@ def process_row(ctx: Context, row, job: Job, failed: BaseException | None, count
         )
     except Ignore as exc:
         _finish(ctx, row["id"], now, status=exc.status, reason=str(exc), ticket_id=job.ticket_id)
-        store.add_event(exc.status, str(exc), at=now, inbound_id=row["id"])
+        store.events.add(exc.status, str(exc), at=now, inbound_id=row["id"])
         counts.ignored += 1
         log.info("ignored", extra={"inbound": row["id"], "reason": str(exc)})
     except Quarantine as exc:
@@ -118,7 +118,7 @@ def process_row(ctx: Context, row, job: Job, failed: BaseException | None, count
             _quarantine(ctx, row, now, f"{type(exc).__name__}: {exc}", error, attempts)
             counts.quarantined += 1
         else:
-            store.update("inbound", row["id"], {"attempts": attempts, "error": error})
+            store.inbound.update(row["id"], {"attempts": attempts, "error": error})
             counts.retried += 1
             log.warning("failed, will retry", extra={"inbound": row["id"], "error": repr(exc)})
 
@@ -132,7 +132,7 @@ def _quarantine(
     if attempts is not None:
         values["attempts"] = attempts
     _finish(ctx, row["id"], now, **values)
-    ctx.store.add_event("quarantined", reason[:1000], at=now, inbound_id=row["id"])
+    ctx.store.events.add("quarantined", reason[:1000], at=now, inbound_id=row["id"])
     log.warning("quarantined", extra={"inbound": row["id"], "reason": reason[:300]})
 
 
@@ -158,11 +158,7 @@ def process_pending(
     counts = Counts()
     store = ctx.store
     while not should_stop():
-        rows = store.all(
-            "SELECT id, received_at, source, envelope_from, no_replies, attempts, size"
-            " FROM inbound WHERE status = 'pending' ORDER BY id LIMIT ?",
-            (batch,),
-        )
+        rows = store.inbound.pending(batch)
         if not rows:
             return counts
         started, size, prepared = time.monotonic(), 0, []

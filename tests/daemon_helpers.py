@@ -13,7 +13,7 @@ from typing import Any
 
 from mailbot import config as config_module
 from mailbot.daemon import Daemon
-from mailbot.db import Store
+from mailbot.store import Store
 from tests.helpers import ROOT, write_config
 from tests.servers import Dovecot, SmtpSink, free_port
 

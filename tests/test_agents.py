@@ -60,7 +60,7 @@ def customer_mail(bot, **kwargs) -> EmailMessage:
 
 
 def ticket(bot, ticket_id: int = 1) -> dict:
-    return dict(bot.ctx.store.ticket(ticket_id))
+    return dict(bot.ctx.store.tickets.get(ticket_id))
 
 
 def state(bot) -> tuple:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.db import RECENT_QUEUE, to_db
+from mailbot.store import to_db
+from mailbot.store.tickets import RECENT_QUEUE
 from tests.helpers import WARSAW_NOON, body_of, make_mail
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -182,10 +183,10 @@ def test_queue_position_counts_right_in_a_long_queue(bot) -> None:
         t["created_at"] for t in tickets if t["status"] == "open" and not t["first_response_at"]
     )
     assert len(queued) > 2 * RECENT_QUEUE
-    assert store.queue_position(queued[-1], newest=True) == len(queued)
+    assert store.tickets.queue_position(queued[-1], newest=True) == len(queued)
     for ticket in tickets:
         ahead = bisect.bisect_left(queued, ticket["created_at"])
-        assert store.queue_position(ticket["created_at"]) == ahead + 1
+        assert store.tickets.queue_position(ticket["created_at"]) == ahead + 1
 
 
 def test_contact_form_mail_is_attributed_to_its_reply_to(bot) -> None:

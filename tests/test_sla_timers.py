@@ -56,7 +56,7 @@ def reminders(bot: Mailbot) -> list[str]:
 
 
 def due_of(bot: Mailbot, ticket_id: int = 1) -> datetime:
-    ticket = bot.ctx.store.ticket(ticket_id)
+    ticket = bot.ctx.store.tickets.get(ticket_id)
     assert ticket is not None
     return datetime.fromisoformat(ticket["first_response_due"]).astimezone(WARSAW)
 
@@ -169,7 +169,7 @@ def test_an_answer_recorded_by_the_hook_alone_also_stops_reminders(bot: Mailbot)
     bot.deliver(make_mail(), now=MON_10)
     store, answered = bot.ctx.store, TUE_10 - timedelta(hours=1)
     with store.atomic():
-        store.update("tickets", 1, {"first_response_at": answered.astimezone(UTC).isoformat()})
+        store.tickets.update(1, {"first_response_at": answered.astimezone(UTC).isoformat()})
         sla_timers.on_first_response(bot.ctx, 1, answered)
     bot.run(now=WED_10 + timedelta(days=1))
     assert reminders(bot) == []
@@ -469,7 +469,7 @@ def test_background_scheduler_fires_a_near_timer_once(bot: Mailbot, monkeypatch)
     fired: list[int] = []
 
     def ping(ctx, timer, now) -> bool:
-        ctx.store.add_event("ping", "pong", at=now)
+        ctx.store.events.add("ping", "pong", at=now)
         fired.append(timer["id"])
         return True
 
@@ -519,7 +519,7 @@ def test_background_scheduler_holds_near_timers_and_drops_cancelled_ones(bot: Ma
 
 def test_a_failing_handler_is_retried_then_marked_failed(bot: Mailbot, monkeypatch) -> None:
     def broken(ctx, timer, now) -> bool:
-        ctx.store.add_event("half-done", "rolled back", at=now)
+        ctx.store.events.add("half-done", "rolled back", at=now)
         raise RuntimeError("template missing")
 
     monkeypatch.setitem(scheduler.HANDLERS, "test_broken", broken)
@@ -592,11 +592,11 @@ def test_reloading_the_running_daemon_recomputes_deadlines(tmp_path: Path, smtp_
             smtp.sendmail("jan@klient.pl", ["pomoc@4dustry.com"], make_mail())
         wait_until(lambda: running.count("SELECT count(*) FROM tickets"), 5, "the ticket")
         assert running.store is not None
-        before = running.store.ticket(1)
+        before = running.store.tickets.get(1)
         assert before is not None
         write_config(tmp_path, settings=settings | {"sla.first_response": '"3 business days"'})
         running.daemon.reload()  # what SIGHUP does
-        after = running.store.ticket(1)
+        after = running.store.tickets.get(1)
         assert after is not None
     finally:
         running.stop()

@@ -12,7 +12,7 @@ from sqlite3 import Row
 
 from mailbot import loops
 from mailbot.config import Config
-from mailbot.db import from_db
+from mailbot.store import from_db
 
 # Any control character (CR, LF, NUL, ...) in a header value could start a new header.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")

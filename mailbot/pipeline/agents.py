@@ -11,12 +11,12 @@ from __future__ import annotations
 from sqlite3 import Row
 
 from mailbot import notices, outbox, sla_timers
-from mailbot.db import to_db
 from mailbot.mail.quotes import strip_reply
 from mailbot.pipeline import Job
 from mailbot.pipeline import commands as agent_commands
 from mailbot.pipeline.commands import Command, CommandError
 from mailbot.pipeline.records import event, store_message
+from mailbot.store import to_db
 
 # Applied before the reply goes out (they shape it); the status changes come after it.
 BEFORE_REPLY = ("assign", "priority", "lang", "topic")
@@ -42,7 +42,7 @@ def unverified(job: Job) -> None:
     sender, store = job.sender, job.ctx.store
     assert sender is not None and job.match is not None and job.parsed is not None
     job.ticket_id = job.match.ticket_id
-    ticket = store.ticket(job.ticket_id) if job.ticket_id else None
+    ticket = store.tickets.get(job.ticket_id) if job.ticket_id else None
     assert ticket is not None
     store_message(job, "note", verified=False)
     event(job, "unverified", f"{sender.address}: {sender.reason}; no command run", "mailbot")
@@ -76,7 +76,7 @@ def _apply(job: Job, ticket: Row, command: Command, actor: str) -> None:
     elif command.name == "close":
         changes.update(status="closed", closed_at=to_db(now))
     if changes:
-        store.update("tickets", ticket["id"], {**changes, "updated_at": to_db(now)})
+        store.tickets.update(ticket["id"], {**changes, "updated_at": to_db(now)})
     detail = ", ".join(f"{k} {v}" for k, v in changes.items() if k != "closed_at")
     event(job, command.name, f"{command.line} → {detail or 'note'}", actor)
     hook = {
@@ -163,7 +163,7 @@ def agent_mail(job: Job) -> None:
     assert sender is not None and sender.agent is not None and parsed is not None
     assert job.match is not None and job.match.ticket_id is not None
     job.ticket_id = job.match.ticket_id
-    ticket = store.ticket(job.ticket_id)
+    ticket = store.tickets.get(job.ticket_id)
     assert ticket is not None
     actor = sender.address
     lines, body = agent_commands.split(strip_reply(parsed.text))
@@ -190,7 +190,7 @@ def agent_mail(job: Job) -> None:
     event(job, "agent-mail", f"{sender.reason}; {job.match.reason}", actor)
     for command in (c for c in commands if c.name in BEFORE_REPLY):
         _apply(job, ticket, command, actor)
-    ticket = store.ticket(ticket["id"])
+    ticket = store.tickets.get(ticket["id"])
     assert ticket is not None
     if not internal:
         _reply(job, ticket, body, sender.agent.name, message_row)
@@ -209,7 +209,7 @@ def agent_mail(job: Job) -> None:
     for command in sorted(
         (c for c in commands if c.name in AFTER_REPLY), key=lambda c: AFTER_REPLY.index(c.name)
     ):
-        _apply(job, store.ticket(ticket["id"]) or ticket, command, actor)
+        _apply(job, store.tickets.get(ticket["id"]) or ticket, command, actor)
     if "note" in names:
         event(job, "note", "internal note; nothing sent to the customer", actor)
 
@@ -222,7 +222,7 @@ def _first_response(job: Job, ticket: Row, actor: str, assigned: bool) -> None:
         changes["assignee"] = actor  # the first to answer owns the ticket from now on
         event(job, "assign", f"assignee {actor} (first to answer)", actor)
     if changes:
-        job.ctx.store.update("tickets", ticket["id"], changes)
+        job.ctx.store.tickets.update(ticket["id"], changes)
     if "first_response_at" in changes:
         event(job, "first-response", f"first response by {actor}", actor)
         sla_timers.on_first_response(job.ctx, ticket["id"], job.now)

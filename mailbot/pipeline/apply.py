@@ -7,12 +7,12 @@ from datetime import timedelta
 from functools import lru_cache
 from sqlite3 import Row
 
-from mailbot import loops, notices, sla_timers
+from mailbot import notices, sla_timers
 from mailbot.config import Topic
-from mailbot.db import from_db, to_db
 from mailbot.pipeline import Duplicate, Ignore, Job, agents
 from mailbot.pipeline.records import event, store_message
 from mailbot.pipeline.thread import clean_subject, tag_re
+from mailbot.store import from_db, to_db
 
 
 def _subject(job: Job) -> str:
@@ -109,7 +109,7 @@ def new_ticket(job: Job, previous: int | None = None) -> None:
             "previous_ticket": previous,
         },
     )
-    ticket = store.ticket(job.ticket_id)
+    ticket = store.tickets.get(job.ticket_id)
     assert ticket is not None
     store.execute(
         "INSERT OR IGNORE INTO participants (ticket_id, address, name, role) VALUES (?, ?, ?, ?)",
@@ -126,7 +126,7 @@ def new_ticket(job: Job, previous: int | None = None) -> None:
     if topic:
         event(job, "topic", f"{topic}: {topic_reason}")
     event(job, "due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
-    _customer_mail(job, ticket, "ack", position=store.queue_position(created, newest=True))
+    _customer_mail(job, ticket, "ack", position=store.tickets.queue_position(created, newest=True))
     _notify_agents(job, ticket, "agent_new")
     sla_timers.on_new_ticket(ctx, ticket, job.now)
 
@@ -158,7 +158,7 @@ def follow_up(job: Job, ticket: Row) -> None:
     parsed, sender, store = job.parsed, job.sender, job.ctx.store
     assert parsed is not None and sender is not None
     job.ticket_id = ticket["id"]
-    participant = store.is_participant(ticket["id"], sender.address)
+    participant = store.participants.takes_part(ticket["id"], sender.address)
     store_message(job, "customer")
     event(
         job,
@@ -174,17 +174,17 @@ def follow_up(job: Job, ticket: Row) -> None:
     elif was == "pending":
         changes.update(status="open")
         event(job, "resumed", "customer replied while the ticket waited on them")
-    store.update("tickets", ticket["id"], changes)
+    store.tickets.update(ticket["id"], changes)
     if was == "closed":
         sla_timers.on_reopened(job.ctx, ticket["id"], job.now)
     elif was == "pending":
         sla_timers.on_resumed(job.ctx, ticket["id"], job.now)
-    ticket = store.ticket(ticket["id"])
+    ticket = store.tickets.get(ticket["id"])
     assert ticket is not None
     if participant and ticket["first_response_at"] is None and ticket["queued_notice_at"] is None:
-        position = store.queue_position(ticket["created_at"])
+        position = store.tickets.queue_position(ticket["created_at"])
         _customer_mail(job, ticket, "queued", position=position)
-        store.update("tickets", ticket["id"], {"queued_notice_at": to_db(job.now)})
+        store.tickets.update(ticket["id"], {"queued_notice_at": to_db(job.now)})
     _notify_agents(job, ticket, "agent_followup")
 
 
@@ -214,12 +214,11 @@ def _mark_bounced(job: Job, recipients: tuple[str, ...]) -> None:
     """No automatic mail to an address that bounced hard, for `undeliverable_days`."""
     store, cfg = job.ctx.store, job.ctx.cfg
     if not recipients:  # the bounce named nobody: the ticket's requester is the likely one
-        ticket = store.ticket(job.ticket_id) if job.ticket_id else None
+        ticket = store.tickets.get(job.ticket_id) if job.ticket_id else None
         recipients = (ticket["requester"],) if ticket else ()
     for address in recipients:
-        loops.mark_undeliverable(
-            store, address, job.now, cfg.limits.undeliverable_days, "hard bounce"
-        )
+        until = job.now + timedelta(days=cfg.limits.undeliverable_days)
+        store.addresses.mark_undeliverable(address, until, "hard bounce", job.now)
         event(
             job,
             "undeliverable",
@@ -231,7 +230,7 @@ def run(job: Job) -> None:
     """Write what the earlier steps decided."""
     parsed, sender, match, store = job.parsed, job.sender, job.match, job.ctx.store
     assert parsed is not None and sender is not None and match is not None
-    if parsed.message_id and store.has_message(parsed.message_id, sender.address):
+    if parsed.message_id and store.messages.has(parsed.message_id, sender.address):
         raise Duplicate(f"already have {parsed.message_id} from {sender.address}")
     if sender.kind == "automatic":
         automatic(job)
@@ -246,7 +245,7 @@ def run(job: Job) -> None:
     if match.ticket_id is None:
         new_ticket(job)
         return
-    ticket = store.ticket(match.ticket_id)
+    ticket = store.tickets.get(match.ticket_id)
     assert ticket is not None
     closed_at = from_db(ticket["closed_at"])
     if closed_at and job.received_at - closed_at > timedelta(days=job.ctx.cfg.mailbot.reopen_days):

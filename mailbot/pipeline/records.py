@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from mailbot import attachments
-from mailbot.db import to_db
 from mailbot.pipeline import Job
+from mailbot.store import to_db
 
 
 def event(job: Job, kind: str, detail: str, actor: str = "mailbot") -> None:
     """An audit-trail row: what was decided about this message and why, and by whom."""
-    job.ctx.store.add_event(
+    job.ctx.store.events.add(
         kind, detail, at=job.now, ticket_id=job.ticket_id, inbound_id=job.inbound_id, actor=actor
     )
 

@@ -39,12 +39,14 @@ def find_ticket(job: Job) -> ThreadMatch:
         referenced = (automatic.bounce.original_message_id.lower(), *referenced)
     referenced = tuple(dict.fromkeys(referenced))
     tokens = [
-        (mid, t) for mid in referenced if (t := signer.parse(mid)) and store.ticket(t.ticket_id)
+        (mid, t)
+        for mid in referenced
+        if (t := signer.parse(mid)) and store.tickets.exists(t.ticket_id)
     ]
     for mid, token in tokens:
         if signer.verify(token, job.sender.address):
             return ThreadMatch(token.ticket_id, f"reply token {mid}")
-    found = store.ticket_by_message_ids(referenced)
+    found = store.messages.ticket_by_message_ids(referenced)
     if found:
         return ThreadMatch(found[0], f"references stored Message-ID {found[1]}")
     if job.sender.agent and tokens:
@@ -55,9 +57,11 @@ def find_ticket(job: Job) -> ThreadMatch:
     match = tag_re(job.ctx.cfg.mailbot.name).search(parsed.subject)
     if match:
         ticket_id = int(match.group(1))
-        if store.ticket(ticket_id) and job.sender.agent:
+        if store.tickets.exists(ticket_id) and job.sender.agent:
             return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, agent address")
-        if store.ticket(ticket_id) and store.is_participant(ticket_id, job.sender.address):
+        if store.tickets.exists(ticket_id) and store.participants.takes_part(
+            ticket_id, job.sender.address
+        ):
             return ThreadMatch(ticket_id, f"subject tag #{ticket_id}, sender takes part")
         return ThreadMatch(
             None, f"subject tag #{ticket_id} ignored: {job.sender.address} does not take part"

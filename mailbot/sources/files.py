@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailbot.db import Store
 from mailbot.intake import accept
+from mailbot.store import Store
 
 
 def _is_maildir(path: Path) -> bool:

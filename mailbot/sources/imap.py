@@ -22,8 +22,8 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from mailbot.config import Config
-from mailbot.db import Store
 from mailbot.intake import accept
+from mailbot.store import Store
 
 log = logging.getLogger("mailbot.imap")
 
@@ -142,7 +142,7 @@ class ImapSource:
     # -- draining --------------------------------------------------------------------------
 
     def _last_uid(self, store: Store, folder: str, uidvalidity: int) -> int:
-        row = store.one("SELECT uidvalidity, last_uid FROM imap_state WHERE folder = ?", (folder,))
+        row = store.imap.get(folder)
         if row is None:
             return 0
         if row["uidvalidity"] != uidvalidity:
@@ -186,12 +186,7 @@ class ImapSource:
                         now=now,
                         source_ref=f"{folder};{uidvalidity};{uid}",
                     )
-                store.execute(
-                    "INSERT INTO imap_state (folder, uidvalidity, last_uid) VALUES (?, ?, ?)"
-                    " ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
-                    " last_uid = excluded.last_uid",
-                    (folder, uidvalidity, max(batch)),
-                )
+                store.imap.set(folder, uidvalidity, max(batch))
             # Committed: only now may the server be told.
             self.mark_stored(client, batch)
             stored += len(batch)

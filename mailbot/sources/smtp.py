@@ -20,8 +20,8 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailbot.config import Config
-from mailbot.db import Store
 from mailbot.intake import accept
+from mailbot.store import Store
 
 log = logging.getLogger("mailbot.smtp")
 
