@@ -194,13 +194,13 @@ def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
         now = datetime.now(UTC)
         if args.action == "reset":
             with ctx.store.atomic():
-                forgiven = escalations.reset(ctx, args.address, now)
+                forgiven = escalations.reset(ctx.store, args.address, now)
             if not forgiven:
                 print(f"mailbot escalations: nothing to reset for {args.address}", file=sys.stderr)
                 return 1
             print(f"{args.address.lower()}: {forgiven} urgent escalations reset")
             return 0
-        rows = escalations.summary(ctx, now)
+        rows = escalations.summary(ctx.store, ctx.cfg, now)
     finally:
         ctx.close()
     if args.json:

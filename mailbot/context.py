@@ -23,10 +23,6 @@ class Context:
     def data_dir(self) -> Path:
         return self.cfg.mailbot.data_dir
 
-    def tag(self, ticket_id: int) -> str:
-        """The subject tag that names a ticket, e.g. '[4Dustry #123]'."""
-        return f"[{self.cfg.mailbot.name} #{ticket_id}]"
-
     def close(self) -> None:
         self.store.close()
 

@@ -9,6 +9,7 @@ past `abuse_limit` the manager is no longer paged for them (the ticket stays in 
 queue) and the leads are told once. `abuse_warn`/`abuse_limit` of 0 switch that step off.
 An agent's `#priority urgent` always pages and never counts against the customer: it is how
 an agent overrides the guard. `mailbot escalations reset ADDRESS` forgives a customer.
+These functions add their decisions (escalation rows, pages, timers, events) to a `Plan`.
 """
 
 from __future__ import annotations
@@ -17,228 +18,162 @@ import json
 from datetime import datetime, timedelta
 from sqlite3 import Row
 
-from mailbot import notices, scheduler
-from mailbot.config import Manager
-from mailbot.context import Context
-from mailbot.store import to_db
+from mailbot import notices
+from mailbot.config import Config, Manager
+from mailbot.decisions import MarkPaged, Plan, RecordEscalation, ScheduleTimer
+from mailbot.store import Store
 
 WINDOW_DAYS = 30
 PAGE_KIND = "manager_page"
 
 
-def _event(ctx: Context, ticket: Row, now: datetime, kind: str, detail: str) -> None:
-    ctx.store.events.add(kind, detail, at=now, ticket_id=ticket["id"])
-
-
-def counted(ctx: Context, customer: str, now: datetime) -> int:
+def counted(store: Store, customer: str, now: datetime) -> int:
     """The customer's own urgent escalations in the rolling window, since any reset."""
-    return int(
-        ctx.store.scalar(
-            "SELECT count(*) FROM escalations WHERE customer = ? AND source = 'customer'"
-            " AND reset_at IS NULL AND at > ?",
-            (customer.lower(), to_db(now - timedelta(days=WINDOW_DAYS))),
-        )
-    )
+    return store.escalations.counted(customer, now - timedelta(days=WINDOW_DAYS))
 
 
-def escalate(ctx: Context, ticket: Row, now: datetime, *, source: str) -> None:
-    """The ticket became urgent (`source` customer or agent): page its manager, or do not."""
-    store, cfg = ctx.store, ctx.cfg
+def escalate(
+    plan: Plan,
+    store: Store,
+    cfg: Config,
+    *,
+    source: str,
+    raised_by: str | None = None,
+    quietly: bool = False,
+) -> None:
+    """The ticket became urgent (`source` customer or agent): page its manager, or do not.
+
+    `raised_by`: the agent whose #priority made it urgent. `quietly`: old mail imported with
+    --no-replies, for which nobody is paged.
+    """
+    ticket, now = plan.ticket, plan.now
     customer = ticket["requester"].lower()
     manager = cfg.manager_for(customer)
     if manager is None:
-        _event(ctx, ticket, now, "escalation", f"urgent; {customer} has no account manager")
+        plan.event("escalation", f"urgent; {customer} has no account manager")
         return
-    if store.scalar(
-        "SELECT 1 FROM escalations WHERE ticket_id = ? AND outcome IN ('paged', 'deferred')",
-        (ticket["id"],),
+    if (plan.ticket_id and store.escalations.paged(plan.ticket_id)) or any(
+        isinstance(d, RecordEscalation) and d.outcome != "suspended" for d in plan.decisions
     ):
         return  # one page per ticket, however often its priority goes up and down
-    if source == "customer" and _imported_quietly(ctx, ticket["id"]):
-        _event(ctx, ticket, now, "escalation", "urgent; imported with --no-replies: not paged")
+    if source == "customer" and quietly:
+        plan.event("escalation", "urgent; imported with --no-replies: not paged")
         return
-    count = counted(ctx, customer, now) + 1 if source == "customer" else 0
+    count = counted(store, customer, now) + 1 if source == "customer" else 0
     limit = cfg.urgent.abuse_limit
     if limit and count > limit:
-        _suspended(ctx, ticket, manager, now, count)
+        _suspended(plan, store, cfg, manager, count)
         return
-    window = cfg.manager_window
-    outcome = "paged" if window.contains(now) else "deferred"
-    _record(ctx, ticket, manager, now, source, outcome)
-    raised_by = _priority_actor(ctx, ticket["id"]) if source == "agent" else None
+    outcome = "paged" if cfg.manager_window.contains(now) else "deferred"
+    plan.add(RecordEscalation(customer, manager.email, source, outcome))
     if outcome == "paged":
-        _page(ctx, ticket, manager, now, raised_by)
+        _page(plan, cfg, manager, raised_by)
     else:
-        _defer(ctx, ticket, manager, now, raised_by)
+        _defer(plan, cfg, manager, raised_by)
     if cfg.urgent.abuse_warn and count == cfg.urgent.abuse_warn:
-        refused = notices.send_to_customer(
-            ctx,
-            ticket,
+        refused = notices.to_customer(
+            plan,
+            store,
+            cfg,
             template="abuse_warning",
-            now=now,
             manager=manager,
             count=count,
             limit=limit,
             days=WINDOW_DAYS,
         )
         detail = f"not sent: {refused}" if refused else "sent"
-        _event(ctx, ticket, now, "abuse-warning", f"urgent request #{count}; warning {detail}")
+        plan.event("abuse-warning", f"urgent request #{count}; warning {detail}")
 
 
-def _record(
-    ctx: Context, ticket: Row, manager: Manager, now: datetime, source: str, outcome: str
-) -> None:
-    ctx.store.insert(
-        "escalations",
-        {
-            "customer": ticket["requester"].lower(),
-            "ticket_id": ticket["id"],
-            "manager": manager.email,
-            "source": source,
-            "outcome": outcome,
-            "at": to_db(now),
-            "paged_at": to_db(now) if outcome == "paged" else None,
-        },
-    )
-
-
-def _suspended(ctx: Context, ticket: Row, manager: Manager, now: datetime, count: int) -> None:
+def _suspended(plan: Plan, store: Store, cfg: Config, manager: Manager, count: int) -> None:
     """Past the limit: no page, the ticket stays in the queue, the leads hear of it once."""
-    customer, limit = ticket["requester"].lower(), ctx.cfg.urgent.abuse_limit
-    first = not ctx.store.scalar(
-        "SELECT 1 FROM escalations WHERE customer = ? AND outcome = 'suspended'"
-        " AND reset_at IS NULL AND at > ?",
-        (customer, to_db(now - timedelta(days=WINDOW_DAYS))),
-    )
-    _record(ctx, ticket, manager, now, "customer", "suspended")
-    _event(
-        ctx,
-        ticket,
-        now,
+    customer, limit = plan.ticket["requester"].lower(), cfg.urgent.abuse_limit
+    first = not store.escalations.suspended_since(customer, plan.now - timedelta(days=WINDOW_DAYS))
+    plan.add(RecordEscalation(customer, manager.email, "customer", "suspended"))
+    plan.event(
         "abuse-guard",
         f"{manager.email} not paged: urgent request #{count} from {customer} in {WINDOW_DAYS}"
         f" days (limit {limit}); the ticket stays in the normal queue",
     )
     if not first:
         return
-    for to in notices.leads(ctx.cfg):
-        notices.send(
-            ctx,
-            ticket,
-            template="abuse_suspended",
-            to=to,
-            now=now,
-            purpose="notice",
+    for to in notices.leads(cfg):
+        plan.add(
+            notices.to_staff(
+                cfg,
+                template="abuse_suspended",
+                to=to,
+                purpose="notice",
+                manager=manager,
+                count=count,
+                limit=limit,
+                days=WINDOW_DAYS,
+            )
+        )
+
+
+def _page(plan: Plan, cfg: Config, manager: Manager, raised_by: str | None) -> None:
+    plan.add(
+        notices.to_staff(
+            cfg,
+            template="manager_urgent",
+            to=manager.email,
+            purpose="manager",
             manager=manager,
-            count=count,
-            limit=limit,
-            days=WINDOW_DAYS,
-        )
-
-
-def _imported_quietly(ctx: Context, ticket_id: int) -> bool:
-    """Opened by `import --no-replies` (old mail): nobody is paged or warned about it."""
-    return bool(
-        ctx.store.scalar(
-            "SELECT inbound.no_replies FROM messages"
-            " JOIN inbound ON inbound.id = messages.inbound_id"
-            " WHERE messages.ticket_id = ? ORDER BY messages.id LIMIT 1",
-            (ticket_id,),
+            raised_by=raised_by,
+            agents=notices.ticket_agents(cfg, plan.ticket),
         )
     )
+    plan.event("manager-paged", f"{manager.name} <{manager.email}>")
 
 
-def _priority_actor(ctx: Context, ticket_id: int) -> str | None:
-    """The agent whose #priority command made the ticket urgent (the latest priority event)."""
-    actor = ctx.store.scalar(
-        "SELECT actor FROM events WHERE ticket_id = ? AND kind = 'priority' ORDER BY id DESC",
-        (ticket_id,),
-    )
-    return actor if actor and actor != "mailbot" else None
-
-
-def _page(
-    ctx: Context, ticket: Row, manager: Manager, now: datetime, raised_by: str | None
-) -> None:
-
-    notices.send(
-        ctx,
-        ticket,
-        template="manager_urgent",
-        to=manager.email,
-        now=now,
-        purpose="manager",
-        manager=manager,
-        raised_by=raised_by,
-        agents=notices.ticket_agents(ctx.cfg, ticket),
-    )
-    _event(ctx, ticket, now, "manager-paged", f"{manager.name} <{manager.email}>")
-
-
-def _defer(
-    ctx: Context, ticket: Row, manager: Manager, now: datetime, raised_by: str | None
-) -> None:
+def _defer(plan: Plan, cfg: Config, manager: Manager, raised_by: str | None) -> None:
     """Outside manager hours: a timer pages them when the next window opens."""
-    start = ctx.cfg.manager_window.next_start(now)
-    scheduler.add_timer(
-        ctx,
-        kind=PAGE_KIND,
-        due=start,
-        now=now,
-        ticket_id=ticket["id"],
-        payload={"manager": manager.email, "raised_by": raised_by},
-    )
-    _event(
-        ctx,
-        ticket,
-        now,
+    start = cfg.manager_window.next_start(plan.now)
+    plan.add(ScheduleTimer(PAGE_KIND, start, {"manager": manager.email, "raised_by": raised_by}))
+    plan.event(
         "manager-deferred",
         f"{manager.email} will be paged {start.isoformat()}"
-        f" (outside manager hours {ctx.cfg.urgent.manager_hours})",
+        f" (outside manager hours {cfg.urgent.manager_hours})",
     )
 
 
-@scheduler.handler(PAGE_KIND)
-def fire_page(ctx: Context, timer: Row, now: datetime) -> bool:
+def fire_page(store: Store, cfg: Config, timer: Row, now: datetime) -> Plan | None:
     """The manager window opened: page the manager if the ticket still waits, urgent."""
-    ticket = ctx.store.tickets.get(timer["ticket_id"]) if timer["ticket_id"] else None
+    ticket = store.tickets.get(timer["ticket_id"]) if timer["ticket_id"] else None
     if (
         ticket is None
         or ticket["status"] != "open"
         or ticket["first_response_at"] is not None
         or ticket["priority"] != "urgent"
     ):
-        return False
-    manager = ctx.cfg.manager_for(ticket["requester"])
+        return None
+    plan = Plan(now)
+    plan.start(ticket)
+    manager = cfg.manager_for(ticket["requester"])
     if manager is None:
-        _event(ctx, ticket, now, "escalation", "page dropped: no account manager any more")
-        return False
+        plan.event("escalation", "page dropped: no account manager any more")
+        plan.acted = False
+        return plan
     raised_by = json.loads(timer["payload"] or "{}").get("raised_by")
-    if not ctx.cfg.manager_window.contains(now):
+    if not cfg.manager_window.contains(now):
         # Fired at night (the daemon was down, or the clock jumped): wait for the window again.
-        _defer(ctx, ticket, manager, now, raised_by)
-        return True
-    _page(ctx, ticket, manager, now, raised_by)
-    ctx.store.execute(
-        "UPDATE escalations SET paged_at = ? WHERE ticket_id = ? AND outcome = 'deferred'"
-        " AND paged_at IS NULL",
-        (to_db(now), ticket["id"]),
-    )
-    return True
+        _defer(plan, cfg, manager, raised_by)
+        return plan
+    _page(plan, cfg, manager, raised_by)
+    plan.add(MarkPaged())
+    return plan
 
 
 # -- the admin's view ----------------------------------------------------------------------------
 
 
-def reset(ctx: Context, customer: str, now: datetime) -> int:
+def reset(store: Store, customer: str, now: datetime) -> int:
     """Forgive a customer: their escalations so far no longer count; how many were."""
     customer = customer.strip().lower()
-    forgiven = ctx.store.execute(
-        "UPDATE escalations SET reset_at = ? WHERE customer = ? AND reset_at IS NULL",
-        (to_db(now), customer),
-    ).rowcount
+    forgiven = store.escalations.reset(customer, now)
     if forgiven:
-        ctx.store.events.add(
+        store.events.add(
             "escalations-reset",
             f"{customer}: {forgiven} urgent escalations no longer counted",
             at=now,
@@ -247,25 +182,18 @@ def reset(ctx: Context, customer: str, now: datetime) -> int:
     return forgiven
 
 
-def summary(ctx: Context, now: datetime) -> list[dict[str, object]]:
+def summary(store: Store, cfg: Config, now: datetime) -> list[dict[str, object]]:
     """Customers with counted escalations in the window: count, last one, guard state."""
-    urgent = ctx.cfg.urgent
-    rows = ctx.store.all(
-        "SELECT customer, max(manager) AS manager, count(*) AS count, max(at) AS last"
-        " FROM escalations"
-        " WHERE source = 'customer' AND reset_at IS NULL AND at > ?"
-        " GROUP BY customer ORDER BY count DESC, customer",
-        (to_db(now - timedelta(days=WINDOW_DAYS)),),
-    )
+    urgent = cfg.urgent
     return [
         {
             "customer": row["customer"],
             "manager": row["manager"],
             "count": row["count"],
-            "last": notices.iso(ctx, row["last"]),
+            "last": notices.iso(cfg, row["last"]),
             "state": _state(row["count"], urgent.abuse_warn, urgent.abuse_limit),
         }
-        for row in rows
+        for row in store.escalations.per_customer(now - timedelta(days=WINDOW_DAYS))
     ]
 
 

@@ -1,6 +1,7 @@
-"""The transactional outbox: enqueue rendered mail with its final Message-ID; deliver with retries.
+"""The transactional outbox's delivery: due rows to the transport, with retries and backoff.
 
-Rows are written in the same transaction as the change that caused them. Delivery takes due
+Rows are written by `mailbot.writer` in the same transaction as the change that caused them,
+with their final Message-ID. Delivery takes due
 rows one at a time and marks each sent in its own commit right after the transport accepted it,
 so a crash can at worst resend the one message in flight (the Maildir transport not even that).
 """
@@ -15,7 +16,7 @@ import os
 import random
 import smtplib
 import ssl
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,47 +40,6 @@ class DeliveryError(Exception):
     def __init__(self, text: str, *, permanent: bool) -> None:
         super().__init__(text)
         self.permanent = permanent
-
-
-def enqueue(
-    ctx: Context,
-    *,
-    now: datetime,
-    ticket_id: int | None,
-    template: str,
-    language: str,
-    to: str,
-    purpose: str,
-    context: dict[str, object],
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    auto_submitted: str | None = "auto-replied",
-    from_name: str | None = None,
-    cc: Sequence[str] = (),
-    attachments: Iterable[int] = (),
-) -> tuple[int, str]:
-    """Render a template into an outbox row; returns (row id, Message-ID)."""
-    rendered = ctx.templates.render(template, language, **context)
-    message_id = ctx.signer.message_id(ticket_id or 0, purpose, to)
-    row_id = ctx.store.outbox.insert(
-        {
-            "ticket_id": ticket_id,
-            "template": template,
-            "to_addr": to,
-            "cc": json.dumps(list(cc)),
-            "from_name": from_name or ctx.cfg.mailbot.name,
-            "subject": rendered.subject,
-            "body": rendered.body,
-            "message_id": message_id,
-            "in_reply_to": in_reply_to,
-            "refs": " ".join(references[-20:]) or None,  # bounded: some threads grow long
-            "auto_submitted": auto_submitted,
-            "attachments": json.dumps(list(attachments)),
-            "next_attempt_at": to_db(now),
-            "created_at": to_db(now),
-        },
-    )
-    return row_id, message_id
 
 
 # -- transports --------------------------------------------------------------------------------
@@ -261,8 +221,7 @@ def deliver_due(
             _record_failure(ctx, row, f"{type(exc).__name__}: {exc}", True, now, report)
             continue
         with store.atomic():
-            store.update(
-                "outbox",
+            store.outbox.update(
                 row["id"],
                 {"status": "sent", "sent_at": to_db(now), "attempts": row["attempts"] + 1},
             )

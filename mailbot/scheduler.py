@@ -4,7 +4,8 @@ The table is the source of truth. At start, whenever the worker adds timers, and
 `SWEEP_SECONDS`, the scheduler loads every `scheduled` row due within `HORIZON` that it does not
 know yet into APScheduler as a one-shot date job; overdue rows run at once, so a daemon that was
 down past a due time fires what is overdue once, on start. Firing claims the row (`scheduled` →
-`fired`) and writes its effects (outbox rows, events) in one transaction, so a timer fires once
+`fired`), asks the kind's handler in `mailbot.timers` for its plan and writes it, in one
+transaction, so a timer fires once
 even when two processes or a restart race for it. A handler that raises leaves the row
 scheduled; after `[mailbot] max_attempts` failures it is marked `failed` with the error.
 `fire_due(ctx, now)` does the same synchronously for `run --once` and for tests with a given `now`.
@@ -13,22 +14,22 @@ scheduled; after `[mailbot] max_attempts` failures it is marked `failed` with th
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from sqlite3 import Row
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot import templates as templates_module
+from mailbot import timers, writer
 from mailbot.config import Config
 from mailbot.context import Context, open_context
-from mailbot.store import from_db, to_db
+from mailbot.decisions import Plan
+from mailbot.store import from_db
 
 log = logging.getLogger("mailbot.scheduler")
 
@@ -38,55 +39,6 @@ SWEEP_SECONDS = 30.0
 # Timers due within this much time are held in APScheduler; the sweep loads later ones as
 # their time comes closer (it runs many times within one HORIZON).
 HORIZON = timedelta(hours=1)
-
-# kind → function(ctx, timer row, now) that writes the timer's effects (outbox rows, events).
-# Returns False when the timer no longer applies (e.g. the ticket was answered meanwhile).
-Handler = Callable[[Context, Row, datetime], bool]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that fires timers of `kind`."""
-
-    def register(func: Handler) -> Handler:
-        HANDLERS[kind] = func
-        return func
-
-    return register
-
-
-def _register_handlers() -> None:
-    import mailbot.sla_timers  # noqa: F401 - registers the SLA and manager handlers
-
-
-def add_timer(
-    ctx: Context,
-    *,
-    kind: str,
-    due: datetime,
-    now: datetime,
-    ticket_id: int | None,
-    payload: dict | None = None,
-) -> int:
-    return ctx.store.insert(
-        "timers",
-        {
-            "ticket_id": ticket_id,
-            "kind": kind,
-            "due_at": to_db(due),
-            "payload": json.dumps(payload or {}),
-            "created_at": to_db(now),
-        },
-    )
-
-
-def cancel_timers(ctx: Context, ticket_id: int, kinds: tuple[str, ...] | None = None) -> int:
-    sql = "UPDATE timers SET status = 'cancelled' WHERE ticket_id = ? AND status = 'scheduled'"
-    params: list = [ticket_id]
-    if kinds:
-        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-        params.extend(kinds)
-    return ctx.store.execute(sql, params).rowcount
 
 
 def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
@@ -101,22 +53,19 @@ def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
 def _fire(ctx: Context, timer_id: int, now: datetime) -> bool:
     store = ctx.store
     with store.atomic():
-        claimed = store.execute(
-            "UPDATE timers SET status = 'fired', fired_at = ?"
-            " WHERE id = ? AND status = 'scheduled'",
-            (to_db(now), timer_id),
-        ).rowcount
-        if not claimed:
+        if not store.timers.claim(timer_id, now):
             return False  # fired or cancelled already: at most once
-        row = store.one("SELECT * FROM timers WHERE id = ?", (timer_id,))
+        row = store.timers.get(timer_id)
         assert row is not None
-        func = HANDLERS.get(row["kind"])
-        if func is None:
-            store.events.add(
-                "timer", f"unknown timer kind {row['kind']}", at=now, ticket_id=row["ticket_id"]
-            )
-            return False
-        acted = func(ctx, row, now)
+        handler = timers.HANDLERS.get(row["kind"])
+        if handler is None:
+            plan: Plan | None = Plan(now, ticket_id=row["ticket_id"], acted=False)
+            plan.event("timer", f"unknown timer kind {row['kind']}")
+        else:
+            plan = handler(store, ctx.cfg, row, now)
+        if plan is not None:
+            writer.write(ctx, plan)
+    acted = plan is not None and plan.acted
     log.info(
         "timer fired" if acted else "timer obsolete",
         extra={"timer": timer_id, "kind": row["kind"], "ticket": row["ticket_id"]},
@@ -128,18 +77,14 @@ def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) 
     """The handler's transaction rolled back: count the attempt, give up after a few."""
     store = ctx.store
     error = traceback.format_exc(limit=20)
-    with ctx.store.atomic():
-        row = store.one("SELECT * FROM timers WHERE id = ?", (timer_id,))
+    with store.atomic():
+        row = store.timers.get(timer_id)
         if row is None or row["status"] != "scheduled":
             log.exception("timer failed", extra={"timer": timer_id})
             return
         attempts = row["attempts"] + 1
         final = attempts >= ctx.cfg.mailbot.max_attempts
-        store.update(
-            "timers",
-            timer_id,
-            {"attempts": attempts, "error": error, **({"status": "failed"} if final else {})},
-        )
+        store.timers.record_failure(timer_id, attempts, error, final)
         if final:
             store.events.add(
                 "timer-failed",
@@ -152,15 +97,10 @@ def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) 
 
 def fire_due(ctx: Context, now: datetime) -> int:
     """Fire every timer due by `now` (oldest first); returns how many did something."""
-    _register_handlers()
     fired = 0
     # Handlers may add timers that are already due: look again, a bounded number of times.
     for _ in range(10):
-        due = ctx.store.all(
-            "SELECT id FROM timers WHERE status = 'scheduled' AND due_at <= ? ORDER BY due_at, id",
-            (to_db(now),),
-        )
-        results = [fire(ctx, row["id"], now) for row in due]
+        results = [fire(ctx, timer_id, now) for timer_id in ctx.store.timers.due_ids(now)]
         fired += sum(results)
         if not any(results):
             break
@@ -171,7 +111,6 @@ class TimerScheduler:
     """APScheduler in the background, mirroring the timers table."""
 
     def __init__(self, cfg: Config, on_fired: Callable[[], None]) -> None:
-        _register_handlers()
         self.cfg = cfg
         self.on_fired = on_fired
         self.scheduler = BackgroundScheduler(
@@ -219,10 +158,7 @@ class TimerScheduler:
         with self._lock:
             if self._stopped:
                 return
-            rows = self._ctx().store.all(
-                "SELECT id, due_at FROM timers WHERE status = 'scheduled' AND due_at <= ?",
-                (to_db(datetime.now(UTC) + HORIZON),),
-            )
+            rows = self._ctx().store.timers.scheduled_until(datetime.now(UTC) + HORIZON)
             scheduled = {row["id"] for row in rows}
             for timer_id in self._known - scheduled:
                 self._known.discard(timer_id)
@@ -255,11 +191,9 @@ class TimerScheduler:
                 self._known.discard(timer_id)
 
     def _recompute(self) -> None:
-        from mailbot import sla_timers
-
         ctx = self._ctx()
         with ctx.store.atomic():
-            changed = sla_timers.recompute_open(ctx, datetime.now(UTC))
+            changed = timers.recompute_open(ctx, datetime.now(UTC))
         if changed:
             log.info("deadlines recomputed", extra={"tickets": changed})
 

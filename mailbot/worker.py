@@ -1,11 +1,14 @@
-"""The pipeline worker: takes pending inbound mail through the steps, one transaction per message.
+"""The pipeline worker: takes pending inbound mail through the steps and writes each one's plan.
 
-This is the only place with a broad `except`: whatever goes wrong with one message is recorded on
-its inbound row (retried, then quarantined after `max_attempts`) and the worker carries on.
+Each message's steps end in a `Plan` that `mailbot.writer` applies in the message's own
+savepoint. This is the only place with a broad `except` for messages: whatever goes wrong with
+one is recorded on its inbound row as an `Outcome` (retried, then quarantined after
+`max_attempts`) and the worker carries on.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import traceback
@@ -13,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mailbot import writer
 from mailbot.context import Context
 from mailbot.mail import limits
 from mailbot.mail.parse import Unparseable, parse
-from mailbot.pipeline import Ignore, Job, Quarantine, apply, classify, thread
+from mailbot.pipeline import Ignore, Job, Quarantine, Step, classify, decide, thread
 from mailbot.store import from_db, to_db
 
 log = logging.getLogger("mailbot.worker")
@@ -40,10 +44,11 @@ def parse_step(job: Job) -> None:
         raise Quarantine(str(exc)) from exc
 
 
-# The order of processing, declared in one place. The first PURE_STEPS read nothing from the
-# database and write nothing, so they run before the write lock is taken.
-STEPS = (parse_step, classify.run, thread.run, apply.run)
-PURE_STEPS = 2
+# The order of processing, declared in one place. The leading steps that do not read the store
+# run before the write lock is taken; the rest, and the writing of the plan, hold it.
+STEPS = (Step("parse", parse_step, reads_store=False), classify.STEP, thread.STEP, decide.STEP)
+LOCK_FREE = tuple(itertools.takewhile(lambda step: not step.reads_store, STEPS))
+LOCKED = STEPS[len(LOCK_FREE) :]
 
 
 @dataclass
@@ -54,20 +59,47 @@ class Counts:
     retried: int = 0
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """Why a message was not processed: ignored, a duplicate, quarantined, or failed."""
+
+    status: str
+    reason: str
+    error: str | None = None  # the traceback of a failure
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _run(job: Job, steps: tuple[Step, ...]) -> Outcome | None:
+    """Run the steps; the outcome that stopped them, or None when all ran."""
+    try:
+        for step in steps:
+            step.run(job)
+    except Ignore as exc:
+        return Outcome(exc.status, str(exc))
+    except Quarantine as exc:
+        return Outcome("quarantined", str(exc))
+    except Exception as exc:  # one bad message must never stop the rest
+        return _failed(exc)
+    return None
+
+
+def _failed(exc: BaseException) -> Outcome:
+    error = "".join(traceback.format_exception(exc, limit=20))
+    return Outcome("failed", f"{type(exc).__name__}: {exc}", error)
 
 
 def _finish(ctx: Context, row_id: int, now: datetime, **values: object) -> None:
     ctx.store.inbound.update(row_id, {"processed_at": to_db(now), **values})
 
 
-def prepare(ctx: Context, row, now: datetime) -> tuple[Job, BaseException | None]:
-    """A job for one inbound row with the pure steps run (outside any transaction)."""
+def prepare(ctx: Context, row, now: datetime) -> tuple[Job, Outcome | None]:
+    """A job for one inbound row with the lock-free steps run (outside any transaction)."""
     job = Job(
         ctx=ctx,
         inbound_id=row["id"],
-        # Fetched one at a time: a batch of large messages must not sit in memory together.
         raw=ctx.store.inbound.raw(row["id"]),
         received_at=from_db(row["received_at"]) or now,
         now=now,
@@ -75,52 +107,56 @@ def prepare(ctx: Context, row, now: datetime) -> tuple[Job, BaseException | None
         no_replies=bool(row["no_replies"]),
         envelope_from=row["envelope_from"],
     )
-    try:
-        for step in STEPS[:PURE_STEPS]:
-            step(job)
-    except Exception as exc:  # recorded on the row by process_row, like any step's failure
-        return job, exc
-    return job, None
+    return job, _run(job, LOCK_FREE)
 
 
-def process_row(ctx: Context, row, job: Job, failed: BaseException | None, counts: Counts) -> None:
-    """Run the remaining steps inside a savepoint; record the outcome on the inbound row."""
-    store, now = ctx.store, job.now
-    try:
-        with store.atomic():
-            if failed is not None:
-                raise failed
-            for step in STEPS[PURE_STEPS:]:
-                step(job)
-            _finish(ctx, row["id"], now, status="processed", ticket_id=job.ticket_id)
+def process_row(ctx: Context, row, job: Job, outcome: Outcome | None, counts: Counts) -> None:
+    """Run the remaining steps and write the plan in a savepoint; record the outcome."""
+    if outcome is None:
+        try:
+            with ctx.store.atomic():
+                outcome = _run(job, LOCKED)
+                if outcome is None:
+                    assert job.plan is not None
+                    ticket_id = writer.write(ctx, job.plan)
+                    _finish(ctx, row["id"], job.now, status="processed", ticket_id=ticket_id)
+        except Exception as exc:  # the plan could not be written: the savepoint rolled back
+            outcome = _failed(exc)
+    if outcome is None:
         counts.processed += 1
         log.info(
             "processed",
             extra={
                 "inbound": row["id"],
-                "ticket": job.ticket_id,
+                "ticket": job.plan.ticket_id if job.plan else None,
                 "message_id": job.parsed.message_id if job.parsed else None,
                 "how": job.match.reason if job.match else "",
             },
         )
-    except Ignore as exc:
-        _finish(ctx, row["id"], now, status=exc.status, reason=str(exc), ticket_id=job.ticket_id)
-        store.events.add(exc.status, str(exc), at=now, inbound_id=row["id"])
-        counts.ignored += 1
-        log.info("ignored", extra={"inbound": row["id"], "reason": str(exc)})
-    except Quarantine as exc:
-        _quarantine(ctx, row, now, str(exc), None)
+    else:
+        _record(ctx, row, job.now, outcome, counts)
+
+
+def _record(ctx: Context, row, now: datetime, outcome: Outcome, counts: Counts) -> None:
+    """What happened to a message that was not processed, on its inbound row."""
+    store = ctx.store
+    if outcome.status == "quarantined":
+        _quarantine(ctx, row, now, outcome.reason, None)
         counts.quarantined += 1
-    except Exception as exc:  # one bad message must never stop the rest
+    elif outcome.status == "failed":
         attempts = row["attempts"] + 1
-        error = "".join(traceback.format_exception(exc, limit=20))
         if attempts >= ctx.cfg.mailbot.max_attempts:
-            _quarantine(ctx, row, now, f"{type(exc).__name__}: {exc}", error, attempts)
+            _quarantine(ctx, row, now, outcome.reason, outcome.error, attempts)
             counts.quarantined += 1
         else:
-            store.inbound.update(row["id"], {"attempts": attempts, "error": error})
+            store.inbound.update(row["id"], {"attempts": attempts, "error": outcome.error})
             counts.retried += 1
-            log.warning("failed, will retry", extra={"inbound": row["id"], "error": repr(exc)})
+            log.warning("failed, will retry", extra={"inbound": row["id"], "error": outcome.reason})
+    else:  # ignored, duplicate
+        _finish(ctx, row["id"], now, status=outcome.status, reason=outcome.reason, ticket_id=None)
+        store.events.add(outcome.status, outcome.reason, at=now, inbound_id=row["id"])
+        counts.ignored += 1
+        log.info("ignored", extra={"inbound": row["id"], "reason": outcome.reason})
 
 
 def _quarantine(
@@ -168,7 +204,7 @@ def process_pending(
             if time.monotonic() - started > budget or size > max_bytes or should_stop():
                 break
         with store.atomic():
-            for row, job, failed in prepared:
-                process_row(ctx, row, job, failed, counts)
+            for row, job, outcome in prepared:
+                process_row(ctx, row, job, outcome, counts)
         on_commit()
     return counts

@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot import config as config_module
-from mailbot import escalations, scheduler, sla_timers
+from mailbot import escalations, scheduler, sla_timers, writer
+from mailbot import timers as registry
 from mailbot.cli import main
 from mailbot.context import open_context
+from mailbot.decisions import Event, Plan, Send
 from tests.daemon_helpers import InProcessDaemon, daemon_settings, wait_until
 from tests.helpers import Mailbot, body_of, make_mail, write_config
 
@@ -165,12 +167,15 @@ def test_an_answer_stops_every_reminder(bot: Mailbot) -> None:
 
 
 def test_an_answer_recorded_by_the_hook_alone_also_stops_reminders(bot: Mailbot) -> None:
-    """The contract with the agent-reply code: set first_response_at, then call the hook."""
+    """The contract with the agent-reply code: plan first_response_at, then the hook's decisions."""
     bot.deliver(make_mail(), now=MON_10)
     store, answered = bot.ctx.store, TUE_10 - timedelta(hours=1)
+    plan = Plan(answered)
+    plan.start(store.tickets.get(1))
+    plan.update(first_response_at=answered)
+    sla_timers.on_first_response(plan, store, bot.cfg)
     with store.atomic():
-        store.tickets.update(1, {"first_response_at": answered.astimezone(UTC).isoformat()})
-        sla_timers.on_first_response(bot.ctx, 1, answered)
+        writer.write(bot.ctx, plan)
     bot.run(now=WED_10 + timedelta(days=1))
     assert reminders(bot) == []
 
@@ -300,7 +305,7 @@ def test_agent_raising_the_priority_pages_the_manager(bot: Mailbot) -> None:
     agent_says(bot, "#priorytet pilny\n#notatka", MON_10 + timedelta(minutes=5))
     [page] = delivered(bot, "manager_urgent")
     assert f"Priorytet podniósł {ANNA}." in body_of(page)
-    assert escalations.counted(bot.ctx, "ewa@przyklad.pl", MON_10) == 0  # not the customer's
+    assert escalations.counted(bot.ctx.store, "ewa@przyklad.pl", MON_10) == 0  # not the customer's
 
 
 def test_lowering_the_priority_calls_off_a_deferred_page(bot: Mailbot) -> None:
@@ -340,7 +345,7 @@ def test_abuse_warning_then_suspension_then_reset_from_the_cli(tmp_path: Path) -
         [told] = delivered(bot, "abuse_suspended")  # once, at the 4th; not again at the 5th
         assert told["To"] == LEAD and "ewa@przyklad.pl" in told["Subject"]
         assert all(t["status"] == "open" for t in bot.tickets())  # still in the normal queue
-        [state] = escalations.summary(bot.ctx, days[4])
+        [state] = escalations.summary(bot.ctx.store, bot.cfg, days[4])
         assert (state["customer"], state["count"], state["state"]) == (
             "ewa@przyklad.pl",
             5,
@@ -421,7 +426,7 @@ def test_recompute_after_a_config_change_moves_open_deadlines_only(tmp_path: Pat
         )
         ctx = open_context(config_module.load(path))
         with ctx.store.atomic():
-            assert sla_timers.recompute_open(ctx, MON_10 + timedelta(hours=2)) == 1
+            assert registry.recompute_open(ctx, MON_10 + timedelta(hours=2)) == 1
         ctx.close()
         assert due_of(bot, 1) == warsaw(2026, 12, 3, 10, 0)
         assert [due_of(bot, n) for n in (2, 3)] == before[1:]
@@ -468,16 +473,15 @@ def test_scheduler_reload_recomputes_deadlines(tmp_path: Path) -> None:
 def test_background_scheduler_fires_a_near_timer_once(bot: Mailbot, monkeypatch) -> None:
     fired: list[int] = []
 
-    def ping(ctx, timer, now) -> bool:
-        ctx.store.events.add("ping", "pong", at=now)
+    def ping(store, cfg, timer, now) -> Plan:
         fired.append(timer["id"])
-        return True
+        return Plan(now, decisions=[Event("ping", "pong")])
 
-    monkeypatch.setitem(scheduler.HANDLERS, "test_ping", ping)
+    monkeypatch.setitem(registry.HANDLERS, "test_ping", ping)
     now = datetime.now(UTC)
     with bot.ctx.store.atomic():
-        timer_id = scheduler.add_timer(
-            bot.ctx, kind="test_ping", due=now + timedelta(seconds=0.3), now=now, ticket_id=None
+        timer_id = bot.ctx.store.timers.add(
+            kind="test_ping", due=now + timedelta(seconds=0.3), now=now, ticket_id=None
         )
     woken: list[bool] = []
     timers = scheduler.TimerScheduler(bot.cfg, on_fired=lambda: woken.append(True))
@@ -498,11 +502,11 @@ def test_background_scheduler_fires_a_near_timer_once(bot: Mailbot, monkeypatch)
 def test_background_scheduler_holds_near_timers_and_drops_cancelled_ones(bot: Mailbot) -> None:
     now = datetime.now(UTC)
     with bot.ctx.store.atomic():
-        near = scheduler.add_timer(
-            bot.ctx, kind="test_ping", due=now + timedelta(minutes=10), now=now, ticket_id=None
+        near = bot.ctx.store.timers.add(
+            kind="test_ping", due=now + timedelta(minutes=10), now=now, ticket_id=None
         )
-        scheduler.add_timer(
-            bot.ctx, kind="test_ping", due=now + timedelta(days=2), now=now, ticket_id=None
+        bot.ctx.store.timers.add(
+            kind="test_ping", due=now + timedelta(days=2), now=now, ticket_id=None
         )
     timers = scheduler.TimerScheduler(bot.cfg, on_fired=lambda: None)
     timers.start()
@@ -518,13 +522,14 @@ def test_background_scheduler_holds_near_timers_and_drops_cancelled_ones(bot: Ma
 
 
 def test_a_failing_handler_is_retried_then_marked_failed(bot: Mailbot, monkeypatch) -> None:
-    def broken(ctx, timer, now) -> bool:
-        ctx.store.events.add("half-done", "rolled back", at=now)
-        raise RuntimeError("template missing")
+    def broken(store, cfg, timer, now) -> Plan:
+        # The event is written first; the template that does not exist fails the whole plan.
+        send = Send(template="template missing", to=ANNA, language="pl", purpose="agent")
+        return Plan(now, decisions=[Event("half-done", "rolled back"), send])
 
-    monkeypatch.setitem(scheduler.HANDLERS, "test_broken", broken)
+    monkeypatch.setitem(registry.HANDLERS, "test_broken", broken)
     with bot.ctx.store.atomic():
-        scheduler.add_timer(bot.ctx, kind="test_broken", due=MON_10, now=MON_10, ticket_id=None)
+        bot.ctx.store.timers.add(kind="test_broken", due=MON_10, now=MON_10, ticket_id=None)
     for minute in range(5):
         bot.run(now=MON_10 + timedelta(minutes=minute))
     row = bot.ctx.store.one("SELECT status, attempts, error FROM timers")

@@ -1,16 +1,20 @@
 """Processing steps that turn stored mail into ticket decisions, and the outcomes that stop them.
 
-A `Job` is one inbound message on its way through the steps declared in `STEPS`
-(parse → classify → thread → apply). Each step reads what the earlier ones found and adds its
-own finding; only `apply` writes. Outcomes that end processing early are exceptions: `Ignore`
-(stored and marked, nothing more) and `Quarantine` (cannot be processed; kept with the reason).
+A `Job` is one inbound message on its way through the steps declared in `mailbot.worker.STEPS`
+(parse → classify → thread → decide). Each step reads what the earlier ones found and adds its
+own finding; the last, `decide`, leaves the `Plan` that the worker has `mailbot.writer` write.
+No step writes. Outcomes that end processing early are exceptions: `Ignore` (stored and marked,
+nothing more) and `Quarantine` (cannot be processed; kept with the reason).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from mailbot.decisions import KeepMessage, Plan
 
 if TYPE_CHECKING:
     from mailbot.config import Agent
@@ -54,6 +58,19 @@ class Sender:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One processing step: a function of the job that adds its finding to it.
+
+    `reads_store`: whether it looks at the database. Steps that do not run before the write
+    lock is taken, so parsing a large message never holds up the SMTP listener.
+    """
+
+    name: str
+    run: Callable[[Job], None]
+    reads_store: bool
+
+
+@dataclass(frozen=True)
 class ThreadMatch:
     ticket_id: int | None
     reason: str
@@ -77,5 +94,26 @@ class Job:
     priority: str = "normal"
     priority_reason: str = ""
     match: ThreadMatch | None = None
-    ticket_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+
+    def kept(
+        self, kind: str, text: str | None = None, *, verified: bool = True, keep_inline: bool = True
+    ) -> KeepMessage:
+        """This message as it is kept on its ticket (`text` instead of the parsed text).
+
+        `keep_inline=False` leaves out images shown in the body (an agent's signature logo).
+        """
+        parsed, sender = self.parsed, self.sender
+        assert parsed is not None and sender is not None
+        return KeepMessage(
+            kind=kind,
+            text=parsed.text if text is None else text,
+            from_addr=sender.address,
+            from_name=sender.name,
+            message_id=parsed.message_id,
+            subject=parsed.subject,
+            received_at=self.received_at,
+            attachments=tuple(a for a in parsed.attachments if keep_inline or not a.inline),
+            verified=verified,
+        )

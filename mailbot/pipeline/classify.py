@@ -8,7 +8,7 @@ from functools import lru_cache
 from mailbot import loops
 from mailbot.mail.charsets import fold
 from mailbot.mail.headers import addresses, header_values
-from mailbot.pipeline import Job, Loop, Quarantine, Sender
+from mailbot.pipeline import Job, Loop, Quarantine, Sender, Step
 
 # Frequent short words per language; a message's language is the one whose words it uses most.
 STOPWORDS = {
@@ -285,3 +285,6 @@ def run(job: Job) -> None:
     )
     job.notes.append(f"language {job.language}: {why}")
     job.priority, job.priority_reason = detect_priority(job)
+
+
+STEP = Step("classify", run, reads_store=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from mailbot.pipeline import Job, ThreadMatch
+from mailbot.pipeline import Job, Step, ThreadMatch
 
 # Reply/forward prefixes in the languages our customers' mail clients speak, in any case.
 PREFIX_RE = re.compile(
@@ -72,3 +72,6 @@ def find_ticket(job: Job) -> ThreadMatch:
 def run(job: Job) -> None:
     """Attach the message to a ticket, or leave job.match.ticket_id None for a new one."""
     job.match = find_ticket(job)
+
+
+STEP = Step("thread", run, reads_store=True)

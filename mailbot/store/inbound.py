@@ -70,9 +70,6 @@ class Inbound(Queries):
             (limit,),
         )
 
-    def count_pending(self) -> int:
-        return int(self.store.scalar("SELECT count(*) FROM inbound WHERE status = 'pending'"))
-
     def update(self, inbound_id: int, values: dict[str, Any]) -> None:
         self.store.update("inbound", inbound_id, values)
 
@@ -82,17 +79,6 @@ class Inbound(Queries):
                 f"SELECT {LISTED} FROM inbound WHERE status = ? ORDER BY id", (status,)
             )
         return self.store.all(f"SELECT {LISTED} FROM inbound ORDER BY id")
-
-    def no_replies_of_first_message(self, ticket_id: int) -> bool:
-        """Whether the ticket's first inbound message was imported with --no-replies."""
-        return bool(
-            self.store.scalar(
-                "SELECT inbound.no_replies FROM messages"
-                " JOIN inbound ON inbound.id = messages.inbound_id"
-                " WHERE messages.ticket_id = ? ORDER BY messages.id LIMIT 1",
-                (ticket_id,),
-            )
-        )
 
 
 class ImapState(Queries):

@@ -50,18 +50,16 @@ class Tickets(Queries):
         """Unanswered open tickets, as the triggers of m004 count them."""
         return int(self.store.scalar("SELECT value FROM counters WHERE name = 'queue'"))
 
-    def queue_position(self, created_at: str, newest: bool = False) -> int:
+    def queue_position(self, created_at: str) -> int:
         """1 + unanswered open tickets that arrived earlier: requests are handled in order.
 
-        The queue's length is kept by triggers (m004). `newest`: the ticket was just opened,
-        so the whole queue is ahead of it. Otherwise counting reads an index entry per ticket.
-        A customer mostly writes again soon after writing first, when few tickets came since:
-        those are counted first, up to RECENT_QUEUE, and the queue less them is what is ahead.
-        Only for an older ticket are the tickets ahead of it counted.
+        The queue's length is kept by triggers (m004); a new ticket's place is that length + 1.
+        For one in the queue, counting reads an index entry per ticket. A customer mostly
+        writes again soon after writing first, when few tickets came since: those are counted
+        first, up to RECENT_QUEUE, and the queue less them is what is ahead. Only for an older
+        ticket are the tickets ahead of it counted.
         """
         queued = self.queue_length()
-        if newest:
-            return max(1, queued)
         since = self.store.scalar(
             f"SELECT count(*) FROM (SELECT 1 {QUEUED} AND created_at >= ? LIMIT ?)",
             (created_at, RECENT_QUEUE),

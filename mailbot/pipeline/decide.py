@@ -1,0 +1,244 @@
+"""Decide step: what a message leads to (tickets, messages, outgoing mail, timers), as a `Plan`.
+
+The last step of the pipeline. It reads the database but writes nothing: it returns the
+decisions in `job.plan`, and the worker has `mailbot.writer` apply them in the message's
+transaction. Agents' mail is decided in `agents`, SLA timers in `sla_timers`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import lru_cache
+from sqlite3 import Row
+
+from mailbot import notices, sla_timers
+from mailbot.config import Topic
+from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
+from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
+from mailbot.pipeline.thread import clean_subject, tag_re
+from mailbot.store import from_db
+
+
+def subject_of(job: Job) -> str:
+    """The ticket subject: the customer's, minus reply prefixes and any ticket tag."""
+    assert job.parsed is not None
+    subject = tag_re(job.ctx.cfg.mailbot.name).sub("", clean_subject(job.parsed.subject))
+    return " ".join(subject.split())[:300] or "(no subject)"
+
+
+@lru_cache(maxsize=8)
+def _topic_patterns(topics: tuple[Topic, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """One pattern per topic: any of its keywords at the start of a word, any case."""
+    return tuple(
+        (
+            topic.name,
+            re.compile("|".join(rf"(?<!\w){re.escape(k.lower())}" for k in topic.keywords)),
+        )
+        for topic in topics
+        if topic.keywords
+    )
+
+
+def topic_of(topics: tuple[Topic, ...], subject: str, text: str) -> tuple[str | None, str]:
+    """The first configured topic whose keywords the subject or text mention, and why."""
+    haystack = f"{subject}\n{text[:4000]}".lower()
+    for name, pattern in _topic_patterns(topics):
+        found = pattern.search(haystack)
+        if found:
+            return name, f"keyword {found.group(0)!r}"
+    return None, "no topic keyword matched"
+
+
+def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None:
+    """An automatic answer to the requester, threaded under the message being processed."""
+    assert job.parsed is not None
+    if job.no_replies:
+        plan.event("no-reply", f"{template} not sent: imported with --no-replies")
+        return
+    refs = [m for m in (*job.parsed.references, job.parsed.message_id) if m]
+    refused = notices.to_customer(
+        plan,
+        job.ctx.store,
+        job.ctx.cfg,
+        template=template,
+        purpose=template,
+        in_reply_to=job.parsed.message_id,
+        references=refs,
+        **extra,
+    )
+    if refused:
+        plan.event("no-answer", f"{template} not sent: {refused}")
+
+
+def _notify_agents(job: Job, plan: Plan, template: str) -> None:
+    """The customer's words to the agents who look after the ticket."""
+    parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
+    assert parsed is not None and sender is not None
+    for address in notices.ticket_agents(cfg, plan.ticket):
+        plan.add(
+            notices.to_staff(
+                cfg,
+                template=template,
+                to=address,
+                in_reply_to=parsed.message_id,
+                from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
+                text=parsed.text,
+                sender=sender,
+                attachments=[att.filename for att in parsed.attachments],
+            )
+        )
+
+
+def new_ticket(job: Job, previous: int | None = None) -> Plan:
+    parsed, sender, ctx = job.parsed, job.sender, job.ctx
+    assert parsed is not None and sender is not None
+    cfg, store = ctx.cfg, ctx.store
+    plan = Plan(job.now, inbound_id=job.inbound_id)
+    due = cfg.calendar.first_response_due(job.received_at, cfg.sla.first_response)
+    topic, topic_reason = topic_of(cfg.topics, parsed.subject, parsed.text)
+    plan.add(
+        OpenTicket(
+            subject=subject_of(job),
+            priority=job.priority,
+            language=job.language,
+            requester=sender.address,
+            requester_name=sender.name,
+            topic=topic,
+            created_at=job.received_at,
+            first_response_due=due,
+            previous_ticket=previous,
+        ),
+        AddParticipant(sender.address, sender.name, "requester"),
+        *_ccs(job),
+        job.kept("customer"),
+    )
+    plan.event("created", f"new ticket: {job.match.reason if job.match else ''}; {sender.reason}")
+    if previous:
+        plan.event("linked", f"follows closed ticket #{previous} (reopen window passed)")
+    plan.event("classified", "; ".join(job.notes))
+    if job.priority == "urgent":
+        plan.event("priority", f"urgent: {job.priority_reason}")
+    if topic:
+        plan.event("topic", f"{topic}: {topic_reason}")
+    plan.event("due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
+    # The new ticket joins the back of the queue.
+    _customer_mail(job, plan, "ack", position=store.tickets.queue_length() + 1)
+    _notify_agents(job, plan, "agent_new")
+    sla_timers.on_new_ticket(plan, store, cfg, quietly=job.no_replies)
+    return plan
+
+
+def _ccs(job: Job) -> list[AddParticipant]:
+    """The customer's CCs take part in the ticket (never our address or an agent's)."""
+    parsed, cfg = job.parsed, job.ctx.cfg
+    assert parsed is not None
+    support_local = cfg.mailbot.address.split("@")[0]
+    return [
+        AddParticipant(address, name, "cc")
+        for name, address in (*parsed.to, *parsed.cc)
+        if not (
+            address == cfg.mailbot.address
+            or (
+                address.partition("@")[2] == cfg.mailbot.domain
+                and address.partition("@")[0].split("+")[0] == support_local
+            )
+            or cfg.agent(address)
+            or address in cfg.mailbot.contact_forms
+        )
+    ]
+
+
+def follow_up(job: Job, ticket: Row) -> Plan:
+    """A customer wrote again on an existing ticket."""
+    parsed, sender, ctx = job.parsed, job.sender, job.ctx
+    assert parsed is not None and sender is not None
+    store, cfg = ctx.store, ctx.cfg
+    plan = Plan(job.now, inbound_id=job.inbound_id)
+    plan.start(ticket)
+    participant = store.participants.takes_part(ticket["id"], sender.address)
+    plan.add(job.kept("customer"))
+    plan.event(
+        "follow-up",
+        f"{job.match.reason if job.match else ''}"
+        + ("" if participant else f"; {sender.address} does not take part (not added)"),
+    )
+    was = ticket["status"]
+    if was == "closed":
+        plan.update(updated_at=job.now, status="open", closed_at=None)
+        plan.event("reopened", f"customer replied within {cfg.mailbot.reopen_days} days")
+    elif was == "pending":
+        plan.update(updated_at=job.now, status="open")
+        plan.event("resumed", "customer replied while the ticket waited on them")
+    else:
+        plan.update(updated_at=job.now)
+    if was in ("closed", "pending"):
+        sla_timers.on_resumed(plan, store, cfg)
+    current = plan.ticket
+    if participant and current["first_response_at"] is None and current["queued_notice_at"] is None:
+        position = store.tickets.queue_position(current["created_at"])
+        _customer_mail(job, plan, "queued", position=position)
+        plan.update(queued_notice_at=job.now)
+    _notify_agents(job, plan, "agent_followup")
+    return plan
+
+
+def automatic(job: Job) -> Plan:
+    """Robots get no answer; mail that threads onto a ticket is kept there for agents."""
+    sender, cfg = job.sender, job.ctx.cfg
+    assert sender is not None and sender.automatic is not None and job.match is not None
+    if job.match.ticket_id is None:
+        raise Ignore(f"automatic mail ({sender.automatic.kind}): {sender.automatic.reason}")
+    plan = Plan(job.now, ticket_id=job.match.ticket_id, inbound_id=job.inbound_id)
+    bounce = sender.automatic.bounce
+    text = job.parsed.text if job.parsed else ""
+    if bounce:
+        text = (
+            f"Delivery failed ({'permanent' if bounce.permanent else 'temporary'}"
+            f"{', ' + bounce.status if bounce.status else ''}) for "
+            f"{', '.join(bounce.recipients) or 'unknown recipient'}.\n\n{text}"
+        )
+    plan.add(job.kept("system" if bounce else "auto", text))
+    plan.event(sender.automatic.kind, f"{sender.automatic.reason}; {job.match.reason}")
+    if bounce and bounce.permanent:
+        # The bounce named nobody: the ticket's requester is the likely one.
+        ticket = job.ctx.store.tickets.get(job.match.ticket_id)
+        recipients = bounce.recipients or ((ticket["requester"],) if ticket else ())
+        days = cfg.limits.undeliverable_days
+        for address in recipients:
+            plan.add(MarkUndeliverable(address, job.now + timedelta(days=days), "hard bounce"))
+            plan.event(
+                "undeliverable", f"{address}: no automatic mail for {days} days (hard bounce)"
+            )
+    return plan
+
+
+def decide(job: Job) -> Plan:
+    """What the earlier steps' findings lead to."""
+    parsed, sender, match, store = job.parsed, job.sender, job.match, job.ctx.store
+    assert parsed is not None and sender is not None and match is not None
+    if parsed.message_id and store.messages.has(parsed.message_id, sender.address):
+        raise Duplicate(f"already have {parsed.message_id} from {sender.address}")
+    if sender.kind == "automatic":
+        return automatic(job)
+    if sender.agent and match.ticket_id is not None:
+        # A token authenticates its own ticket only: a token for A never acts on B.
+        if sender.kind == "agent" and sender.token_ticket in (None, match.ticket_id):
+            return agents.agent_mail(job)
+        return agents.unverified(job)
+    if match.ticket_id is None:
+        return new_ticket(job)
+    ticket = store.tickets.get(match.ticket_id)
+    assert ticket is not None
+    closed_at = from_db(ticket["closed_at"])
+    if closed_at and job.received_at - closed_at > timedelta(days=job.ctx.cfg.mailbot.reopen_days):
+        return new_ticket(job, previous=ticket["id"])
+    return follow_up(job, ticket)
+
+
+def run(job: Job) -> None:
+    """Decide; the worker writes `job.plan` in the message's transaction."""
+    job.plan = decide(job)
+
+
+STEP = Step("decide", run, reads_store=True)

@@ -1,0 +1,207 @@
+"""The one place that writes what was decided: applies a `Plan` inside the caller's transaction.
+
+Deciding code (the pipeline's decide step, timer handlers) returns plans; this module turns each
+decision into rows through the store's named queries, in the plan's order. It renders templates
+for the ticket as it stands at that point of the plan, fixes every outgoing Message-ID at
+enqueue time, and keeps attachment files under content-addressed names. Each decision type maps
+to a small fixed set of statements, so plans of many messages could later be written with one
+`executemany` per table.
+"""
+
+from __future__ import annotations
+
+import json
+from sqlite3 import Row
+from typing import Any
+
+from mailbot import attachments, notices
+from mailbot.context import Context
+from mailbot.decisions import (
+    AddParticipant,
+    CancelTimer,
+    CancelTimers,
+    Event,
+    KeepMessage,
+    MarkPaged,
+    MarkUndeliverable,
+    OpenTicket,
+    PauseClock,
+    Plan,
+    RecordEscalation,
+    ResumeClock,
+    ScheduleTimer,
+    Send,
+    UpdateTicket,
+    new_ticket_columns,
+    stored,
+)
+from mailbot.store import to_db
+
+
+class _Writing:
+    """One plan being written: the ticket it is about and what earlier decisions created."""
+
+    def __init__(self, ctx: Context, plan: Plan) -> None:
+        self.ctx, self.plan = ctx, plan
+        self.ticket_id = plan.ticket_id
+        self.message_row: int | None = None
+        self._ticket: Row | None = None  # read when a template needs it, dropped on change
+
+    def ticket(self) -> Row:
+        if self._ticket is None:
+            assert self.ticket_id is not None
+            self._ticket = self.ctx.store.tickets.get(self.ticket_id)
+            assert self._ticket is not None
+        return self._ticket
+
+    def apply(self, decision: object) -> None:
+        store, now, ticket_id = self.ctx.store, self.plan.now, self.ticket_id
+        match decision:
+            case OpenTicket():
+                self.ticket_id = store.tickets.insert(new_ticket_columns(decision, now))
+                self._ticket = None
+            case UpdateTicket(changes=changes):
+                assert ticket_id is not None
+                store.tickets.update(ticket_id, stored(changes))
+                self._ticket = None
+            case AddParticipant(address=address, name=name, role=role):
+                assert ticket_id is not None
+                store.participants.add(ticket_id, address, name, role)
+            case KeepMessage():
+                self.message_row = self._keep(decision)
+            case Send():
+                self._send(decision)
+            case Event(kind=kind, detail=detail, actor=actor):
+                store.events.add(
+                    kind,
+                    detail,
+                    at=now,
+                    ticket_id=ticket_id,
+                    inbound_id=self.plan.inbound_id,
+                    actor=actor,
+                )
+            case ScheduleTimer(kind=kind, due=due, payload=payload):
+                store.timers.add(
+                    kind=kind, due=due, now=now, ticket_id=ticket_id, payload=dict(payload)
+                )
+            case CancelTimers(kinds=kinds):
+                assert ticket_id is not None
+                store.timers.cancel(ticket_id, kinds)
+            case CancelTimer(timer_id=timer_id):
+                store.timers.cancel_one(timer_id)
+            case PauseClock(reason=reason):
+                assert ticket_id is not None
+                store.pauses.start(ticket_id, reason, now)
+            case ResumeClock(pause_id=pause_id):
+                store.pauses.end(pause_id, now)
+            case MarkUndeliverable(address=address, until=until, reason=reason):
+                store.addresses.mark_undeliverable(address, until, reason, now)
+            case RecordEscalation():
+                store.escalations.insert(
+                    {
+                        "customer": decision.customer,
+                        "ticket_id": ticket_id,
+                        "manager": decision.manager,
+                        "source": decision.source,
+                        "outcome": decision.outcome,
+                        "at": to_db(now),
+                        "paged_at": to_db(now) if decision.outcome == "paged" else None,
+                    }
+                )
+            case MarkPaged():
+                assert ticket_id is not None
+                store.escalations.mark_paged(ticket_id, now)
+            case _:
+                raise TypeError(f"not a decision: {decision!r}")
+
+    def _keep(self, message: KeepMessage) -> int:
+        """The inbound message on the ticket, and its attachments under generated names."""
+        store = self.ctx.store
+        row_id = store.messages.insert(
+            {
+                "ticket_id": self.ticket_id,
+                "inbound_id": self.plan.inbound_id,
+                "direction": "in",
+                "kind": message.kind,
+                "from_addr": message.from_addr,
+                "from_name": message.from_name,
+                "message_id": message.message_id,
+                "subject": message.subject,
+                "text": message.text,
+                "verified": int(message.verified),
+                "created_at": to_db(message.received_at),
+            }
+        )
+        for att in message.attachments:
+            rel, digest = attachments.save(self.ctx.data_dir, att.data)
+            store.attachments.insert(
+                {
+                    "message_row": row_id,
+                    "filename": attachments.safe_filename(att.filename),
+                    "content_type": att.content_type
+                    if "/" in att.content_type
+                    else "application/octet-stream",
+                    "size": len(att.data),
+                    "sha256": digest,
+                    "path": rel,
+                }
+            )
+        return row_id
+
+    def _send(self, send: Send) -> None:
+        """Render the template into an outbox row with its final Message-ID."""
+        ctx, store, now = self.ctx, self.ctx.store, self.plan.now
+        ticket = self.ticket() if self.ticket_id else None
+        context: dict[str, Any] = (
+            notices.context(ctx.cfg, ticket, send.language) if ticket is not None else {}
+        )
+        rendered = ctx.templates.render(send.template, send.language, **(context | send.context))
+        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to)
+        attached = (
+            [a["id"] for a in store.attachments.of_message(self.message_row)]
+            if send.attach_message and self.message_row is not None
+            else []
+        )
+        row_id = store.outbox.insert(
+            {
+                "ticket_id": self.ticket_id,
+                "template": send.template,
+                "to_addr": send.to,
+                "cc": json.dumps(list(send.cc)),
+                "from_name": send.from_name or ctx.cfg.mailbot.name,
+                "subject": rendered.subject,
+                "body": rendered.body,
+                "message_id": message_id,
+                "in_reply_to": send.in_reply_to,
+                # bounded: some threads grow long
+                "refs": " ".join(send.references[-20:]) or None,
+                "auto_submitted": send.auto_submitted,
+                "attachments": json.dumps(attached),
+                "next_attempt_at": to_db(now),
+                "created_at": to_db(now),
+            }
+        )
+        if send.record is not None:
+            store.messages.insert(
+                {
+                    "ticket_id": self.ticket_id,
+                    "outbox_id": row_id,
+                    "direction": "out",
+                    "kind": send.record.kind,
+                    "from_addr": send.record.from_addr,
+                    "from_name": send.record.from_name,
+                    "message_id": message_id,
+                    "subject": None,
+                    "text": send.record.text,
+                    "created_at": to_db(now),
+                }
+            )
+
+
+def write(ctx: Context, plan: Plan) -> int | None:
+    """Apply every decision of the plan in order; returns the ticket's id (new or existing)."""
+    writing = _Writing(ctx, plan)
+    for decision in plan.decisions:
+        writing.apply(decision)
+    plan.ticket_id = writing.ticket_id
+    return writing.ticket_id
