@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from mailbot import loops
+from mailbot import loops, retry
 from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.mail import compose
@@ -181,9 +181,8 @@ class DeliveryReport:
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait after `attempts` failures: exponential, capped, with ±20 % jitter."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
-    return delay * (rng or random).uniform(0.8, 1.2)
+    """Seconds to wait after `attempts` failures: 30 s, doubling, at most an hour, ±20 %."""
+    return retry.backoff(attempts, first=BACKOFF_BASE, cap=BACKOFF_CAP, jitter=0.2, rng=rng)
 
 
 def delivery_key(row_id: int, message_id: str) -> str:
@@ -240,8 +239,8 @@ def deliver_due(
 def _record_failure(
     ctx: Context, row, error: str, permanent: bool, now: datetime, report: DeliveryReport
 ) -> None:
-    attempts = row["attempts"] + 1
-    final = permanent or attempts >= ctx.cfg.outbound.max_attempts
+    failure = retry.failed(row["attempts"], ctx.cfg.outbound.max_attempts, permanent=permanent)
+    attempts, final = failure.attempts, failure.final
     values: dict[str, object] = {"attempts": attempts, "last_error": error[:2000]}
     if final:
         values["status"] = "failed"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mailbot import writer
+from mailbot import retry, writer
 from mailbot.context import Context
 from mailbot.mail import limits
 from mailbot.mail.parse import Unparseable, parse
@@ -144,12 +144,12 @@ def _record(ctx: Context, row, now: datetime, outcome: Outcome, counts: Counts) 
         _quarantine(ctx, row, now, outcome.reason, None)
         counts.quarantined += 1
     elif outcome.status == "failed":
-        attempts = row["attempts"] + 1
-        if attempts >= ctx.cfg.mailbot.max_attempts:
-            _quarantine(ctx, row, now, outcome.reason, outcome.error, attempts)
+        failure = retry.failed(row["attempts"], ctx.cfg.mailbot.max_attempts)
+        if failure.final:
+            _quarantine(ctx, row, now, outcome.reason, outcome.error, failure.attempts)
             counts.quarantined += 1
         else:
-            store.inbound.update(row["id"], {"attempts": attempts, "error": outcome.error})
+            store.inbound.update(row["id"], {"attempts": failure.attempts, "error": outcome.error})
             counts.retried += 1
             log.warning("failed, will retry", extra={"inbound": row["id"], "error": outcome.reason})
     else:  # ignored, duplicate

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import ssl
 import threading
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from mailbot import retry
 from mailbot.config import Config
 from mailbot.intake import accept
 from mailbot.store import Store
@@ -32,9 +32,9 @@ FETCH_BYTES = 16 * 1024 * 1024  # fetch in batches of about this many bytes
 IDLE_MAX = 25 * 60  # RFC 2177: re-issue IDLE before servers' 30-minute timeout
 
 
-def backoff(attempt: int, cap: float = 60.0) -> float:
-    """Reconnect delay: 1 s, 2 s, 4 s … up to `cap`, with ±30 % jitter so clients don't stampede."""
-    return min(cap, 2.0**attempt) * random.uniform(0.7, 1.3)
+def reconnect_delay(failures: int) -> float:
+    """1 s, 2 s, 4 s … up to a minute, ±30 %."""
+    return retry.backoff(failures, first=1.0, cap=60.0, jitter=0.3)
 
 
 class ImapSource:
@@ -79,8 +79,8 @@ class ImapSource:
                 try:
                     client = self.connect()
                 except Exception as exc:
-                    delay = backoff(attempt)
                     attempt += 1
+                    delay = reconnect_delay(attempt)
                     log.warning(
                         "imap connect failed",
                         extra={"error": repr(exc), "retry_in": round(delay, 1)},
@@ -97,8 +97,8 @@ class ImapSource:
                 except Exception as exc:
                     if self.stop.is_set():
                         break
-                    delay = backoff(attempt)
                     attempt += 1
+                    delay = reconnect_delay(attempt)
                     log.warning(
                         "imap connection lost",
                         extra={"error": repr(exc), "retry_in": round(delay, 1)},
