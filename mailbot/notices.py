@@ -7,13 +7,12 @@ Templates are rendered by the writer with `context()` of the ticket as it then s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from mailbot import loops
 from mailbot.config import Config
 from mailbot.decisions import Plan, Record, Send
-from mailbot.store import Store, from_db
+from mailbot.store import RowLike, Store, from_db
 from mailbot.templates import format_hours, format_when
 
 
@@ -34,7 +33,7 @@ def tag(cfg: Config, ticket_id: int) -> str:
     return f"[{cfg.mailbot.name} #{ticket_id}]"
 
 
-def context(cfg: Config, ticket: Mapping[str, Any], language: str) -> dict[str, object]:
+def context(cfg: Config, ticket: RowLike, language: str) -> dict[str, object]:
     """What every template about a ticket may use."""
     return {
         "company": cfg.mailbot.name,
@@ -52,7 +51,7 @@ def context(cfg: Config, ticket: Mapping[str, Any], language: str) -> dict[str, 
     }
 
 
-def ticket_agents(cfg: Config, ticket: Mapping[str, Any]) -> list[str]:
+def ticket_agents(cfg: Config, ticket: RowLike) -> list[str]:
     """Who hears about a ticket: its assignee, else its topic's agents, else every agent."""
     if ticket["assignee"]:
         return [ticket["assignee"]]

@@ -4,10 +4,10 @@ The table is the source of truth. At start, whenever the worker adds timers, and
 `SWEEP_SECONDS`, the scheduler loads every `scheduled` row due within `HORIZON` that it does not
 know yet into APScheduler as a one-shot date job; overdue rows run at once, so a daemon that was
 down past a due time fires what is overdue once, on start. Firing claims the row (`scheduled` →
-`fired`), asks the kind's handler in `mailbot.timers` for its plan and writes it, in one
-transaction, so a timer fires once
-even when two processes or a restart race for it. A handler that raises leaves the row
-scheduled; after `[mailbot] max_attempts` failures it is marked `failed` with the error.
+`fired`), asks the kind's handler in `mailbot.timers` for its plan and has `mailbot.writer`
+write it, in one transaction, so a timer fires once even when two processes or a restart race
+for it. A handler that raises leaves the row scheduled; after `[mailbot] max_attempts` failures
+it is marked `failed` with the error.
 `fire_due(ctx, now)` does the same synchronously for `run --once` and for tests with a given `now`.
 """
 
@@ -19,13 +19,14 @@ import threading
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from sqlite3 import Row
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailbot import retry, timers, writer
 from mailbot import templates as templates_module
-from mailbot import timers, writer
 from mailbot.config import Config
 from mailbot.context import Context, open_context
 from mailbot.decisions import Plan
@@ -58,11 +59,7 @@ def _fire(ctx: Context, timer_id: int, now: datetime) -> bool:
         row = store.timers.get(timer_id)
         assert row is not None
         handler = timers.HANDLERS.get(row["kind"])
-        if handler is None:
-            plan: Plan | None = Plan(now, ticket_id=row["ticket_id"], acted=False)
-            plan.event("timer", f"unknown timer kind {row['kind']}")
-        else:
-            plan = handler(store, ctx.cfg, row, now)
+        plan = handler(store, ctx.cfg, row, now) if handler else _unknown(row, now)
         if plan is not None:
             writer.write(ctx, plan)
     acted = plan is not None and plan.acted
@@ -71,6 +68,13 @@ def _fire(ctx: Context, timer_id: int, now: datetime) -> bool:
         extra={"timer": timer_id, "kind": row["kind"], "ticket": row["ticket_id"]},
     )
     return acted
+
+
+def _unknown(timer: Row, now: datetime) -> Plan:
+    """A kind no handler knows (written by a newer or older mailbot): recorded, not fired."""
+    plan = Plan(now, ticket_id=timer["ticket_id"], acted=False)
+    plan.event("timer", f"unknown timer kind {timer['kind']}")
+    return plan
 
 
 def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) -> None:
@@ -82,8 +86,8 @@ def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) 
         if row is None or row["status"] != "scheduled":
             log.exception("timer failed", extra={"timer": timer_id})
             return
-        attempts = row["attempts"] + 1
-        final = attempts >= ctx.cfg.mailbot.max_attempts
+        failure = retry.failed(row["attempts"], ctx.cfg.mailbot.max_attempts)
+        attempts, final = failure.attempts, failure.final
         store.timers.record_failure(timer_id, attempts, error, final)
         if final:
             store.events.add(

@@ -14,16 +14,15 @@ ticket; handlers re-check the ticket and plan nothing for one answered, closed o
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from sqlite3 import Row
-from typing import Any
 
 from mailbot import escalations, notices
 from mailbot.config import Config
 from mailbot.decisions import CancelTimers, PauseClock, Plan, ResumeClock, ScheduleTimer
 from mailbot.sla import Duration
-from mailbot.store import Store, from_db, to_db
+from mailbot.store import RowLike, Store, from_db, to_db
 
 SLA_KINDS = ("sla_warning", "sla_breach")
 
@@ -31,7 +30,7 @@ SLA_KINDS = ("sla_warning", "sla_breach")
 # -- the due time ------------------------------------------------------------------------------
 
 
-def clock_running(ticket: Mapping[str, Any]) -> bool:
+def clock_running(ticket: RowLike) -> bool:
     return (
         ticket["status"] == "open"
         and ticket["first_response_at"] is None
@@ -39,7 +38,7 @@ def clock_running(ticket: Mapping[str, Any]) -> bool:
     )
 
 
-def compute_due(cfg: Config, created_at: str, pauses: list[Mapping[str, Any]]) -> datetime:
+def compute_due(cfg: Config, created_at: str, pauses: Sequence[RowLike]) -> datetime:
     """Arrival + SLA on the current calendar, moved by every finished pause of the clock."""
     cal = cfg.calendar
     created = from_db(created_at)
@@ -82,11 +81,11 @@ def _plan(cfg: Config, due: datetime) -> list[tuple[str, str, datetime]]:
     return plan
 
 
-def _payload(timer: Mapping[str, Any]) -> dict:
+def _payload(timer: RowLike) -> dict:
     return json.loads(timer["payload"] or "{}")
 
 
-def _slot(timer: Mapping[str, Any]) -> tuple[str, str]:
+def _slot(timer: RowLike) -> tuple[str, str]:
     return timer["kind"], _payload(timer).get("key", "")
 
 

@@ -155,7 +155,7 @@ class _Writing:
         context: dict[str, Any] = (
             notices.context(ctx.cfg, ticket, send.language) if ticket is not None else {}
         )
-        rendered = ctx.templates.render(send.template, send.language, **(context | send.context))
+        rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
         message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to)
         attached = (
             [a["id"] for a in store.attachments.of_message(self.message_row)]

@@ -1,4 +1,4 @@
-"""Apply step for agents' mail: replies to customers, commands, internal notes, spoof handling.
+"""Decisions about agents' mail: replies to customers, commands, internal notes, spoof handling.
 
 An agent's message on a ticket is stripped of quoted history and signature, its command lines
 are validated all together (one bad line and none is applied: the agent gets the list of valid
@@ -20,16 +20,18 @@ BEFORE_REPLY = ("assign", "priority", "lang", "topic")
 AFTER_REPLY = ("reopen", "pending", "close")
 
 
-def _tell_agent(job: Job, plan: Plan, to: str, template: str, **context: object) -> None:
-    """A message to an agent about their own mail (errors); replying to it authenticates."""
+def _tell_agent(job: Job, plan: Plan, to: str, problems: list[str]) -> None:
+    """What was wrong with an agent's own mail (nothing was sent); replying authenticates."""
     plan.add(
         notices.to_staff(
             job.ctx.cfg,
-            template=template,
+            template="agent_error",
             to=to,
             in_reply_to=job.parsed.message_id if job.parsed else None,
             auto_submitted="auto-replied",
-            **context,
+            problems=problems,
+            help=agent_commands.HELP,
+            nothing_sent=True,
         )
     )
 
@@ -58,7 +60,7 @@ def unverified(job: Job) -> Plan:
     return plan
 
 
-def _apply(job: Job, plan: Plan, command: Command, actor: str) -> None:
+def _command(job: Job, plan: Plan, command: Command, actor: str) -> None:
     """One command's changes to the ticket, its event, and what it means for the SLA clock."""
     store, cfg, now = job.ctx.store, job.ctx.cfg, job.now
     changes: dict[str, object] = {}
@@ -142,40 +144,24 @@ def agent_mail(job: Job) -> Plan:
     except CommandError as exc:
         plan.add(job.kept("note", keep_inline=False))
         plan.event("commands-rejected", "; ".join(exc.problems), actor)
-        _tell_agent(
-            job,
-            plan,
-            actor,
-            "agent_error",
-            problems=exc.problems,
-            help=agent_commands.HELP,
-            nothing_sent=True,
-        )
+        _tell_agent(job, plan, actor, exc.problems)
         return plan
     names = {c.name for c in commands}
     internal = "note" in names or not body
     plan.add(job.kept("note" if internal else "agent", body or parsed.text, keep_inline=False))
     plan.event("agent-mail", f"{sender.reason}; {job.match.reason}", actor)
     for command in (c for c in commands if c.name in BEFORE_REPLY):
-        _apply(job, plan, command, actor)
+        _command(job, plan, command, actor)
     if not internal:
         _reply(job, plan, body, sender.agent.name)
         plan.event("replied", f"{sender.agent.name} answered the customer", actor)
         _first_response(job, plan, actor, assigned="assign" in names)
     elif not body and not commands:
-        _tell_agent(
-            job,
-            plan,
-            actor,
-            "agent_error",
-            problems=["the reply had no text"],
-            help=agent_commands.HELP,
-            nothing_sent=True,
-        )
+        _tell_agent(job, plan, actor, ["the reply had no text"])
     for command in sorted(
         (c for c in commands if c.name in AFTER_REPLY), key=lambda c: AFTER_REPLY.index(c.name)
     ):
-        _apply(job, plan, command, actor)
+        _command(job, plan, command, actor)
     if "note" in names:
         plan.event("note", "internal note; nothing sent to the customer", actor)
     return plan

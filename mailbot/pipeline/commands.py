@@ -2,7 +2,7 @@
 
 `split` separates the command lines from the text; `parse` turns them into validated
 `Command`s or raises `CommandError` listing every problem, so that nothing is half-applied.
-Applying them is the apply step's job.
+Deciding what they change is the decide step's job (`agents`).
 """
 
 from __future__ import annotations

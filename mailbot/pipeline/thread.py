@@ -3,7 +3,7 @@
 1. a reply token we issued (signed Message-ID) in In-Reply-To/References;
 2. any stored Message-ID, ours or the customer's, in In-Reply-To/References;
 3. the subject tag `[Name #123]`, only when the sender already takes part in ticket 123;
-4. otherwise no ticket (the apply step opens a new one).
+4. otherwise no ticket (the decide step opens a new one).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def find_ticket(job: Job) -> ThreadMatch:
         return ThreadMatch(found[0], f"references stored Message-ID {found[1]}")
     if job.sender.agent and tokens:
         # Mail from an agent's address with one of our tokens that does not verify: it goes to
-        # that ticket, where the apply step keeps it as an unverified note.
+        # that ticket, where the decide step keeps it as an unverified note.
         mid, token = tokens[0]
         return ThreadMatch(token.ticket_id, f"unverified token {mid} from an agent address")
     match = tag_re(job.ctx.cfg.mailbot.name).search(parsed.subject)

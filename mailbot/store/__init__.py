@@ -1,65 +1,35 @@
 """The SQLite store: one connection, its transactions, and the named queries of every table.
 
-All SQL of mailbot lives in this package: `schema` holds the migrations, and one module per
-table or concern holds its queries as methods (`store.tickets.get(7)`,
-`store.outbox.due(now, limit)`). The rest of mailbot calls those names, never SQL; a second
-database backend would plug in here.
+All SQL of mailbot lives in this package: `schema` holds the migrations, `base` the connection
+and its transactions, and one module per table or concern holds its queries as methods
+(`store.tickets.get(7)`, `store.outbox.due(now, limit)`). The rest of mailbot calls those
+names, never SQL; a second database backend would plug in here.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sqlite_utils import Database
+from mailbot.store import (
+    addresses,
+    escalations,
+    events,
+    inbound,
+    messages,
+    outbox,
+    tickets,
+    timers,
+)
+from mailbot.store.base import Connection, RowLike, from_db, to_db
 
-from mailbot.store.schema import migrations
-
-
-def to_db(moment: datetime) -> str:
-    """UTC ISO 8601 text: sorts as time sorts, so SQL can compare it."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime")
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def from_db(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+__all__ = ["RowLike", "Store", "from_db", "to_db"]
 
 
-class Store:
-    """One connection to the mailbot database; one per thread."""
+class Store(Connection):
+    """One connection to the mailbot database with every table's queries; one per thread."""
 
     def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
-        from mailbot.store import (
-            addresses,
-            escalations,
-            events,
-            inbound,
-            messages,
-            outbox,
-            tickets,
-            timers,
-        )
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; every write runs in atomic().
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        self._depth = 0  # savepoint nesting inside the current transaction
-        self.db = Database(conn, execute_plugins=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: the WAL is fsynced at every commit, so a committed message survives power loss.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
-        if migrate:
-            migrations.apply(self.db)
+        super().__init__(path, migrate=migrate)
         self.inbound = inbound.Inbound(self)
         self.imap = inbound.ImapState(self)
         self.tickets = tickets.Tickets(self)
@@ -72,101 +42,3 @@ class Store:
         self.timers = timers.Timers(self)
         self.escalations = escalations.Escalations(self)
         self.addresses = addresses.Addresses(self)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        return self.db.conn
-
-    def close(self) -> None:
-        self.db.close()
-
-    @contextmanager
-    def atomic(self) -> Iterator[Store]:
-        """A transaction (or a savepoint when nested): all or nothing.
-
-        The outermost level is BEGIN IMMEDIATE: it takes the write lock up front, waiting up to
-        busy_timeout for it. A deferred BEGIN that reads first fails at once with "database is
-        locked" when another connection wrote meanwhile, and busy_timeout never helps it.
-        """
-        conn = self.conn
-        if conn.in_transaction:
-            name = f"sp{self._depth}"
-            self._depth += 1
-            conn.execute(f"SAVEPOINT {name}")
-            try:
-                yield self
-            except BaseException:
-                if conn.in_transaction:  # some errors end the whole transaction
-                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                    conn.execute(f"RELEASE SAVEPOINT {name}")
-                raise
-            else:
-                conn.execute(f"RELEASE SAVEPOINT {name}")
-            finally:
-                self._depth -= 1
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    # -- for the query modules of this package -------------------------------------------------
-
-    def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
-
-    def one(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, params).fetchone()
-
-    def all(self, sql: str, params: Iterable[Any] | dict = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, params).fetchall()
-
-    def scalar(self, sql: str, params: Iterable[Any] | dict = ()) -> Any:
-        row = self.conn.execute(sql, params).fetchone()
-        return row[0] if row else None
-
-    def insert(self, table: str, row: dict[str, Any]) -> int:
-        # Plain SQL rather than Table.insert(): no per-call schema introspection on the hot path.
-        columns = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        cursor = self.conn.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
-        )
-        return int(cursor.lastrowid or 0)
-
-    def update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
-        sets = ", ".join(f"{key} = ?" for key in values)
-        self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values.values(), row_id))
-
-    # -- for tests and admin checks: plain rows of a table, filtered by equal columns ---------
-
-    def rows(self, table: str, order: str = "id", **where: Any) -> list[sqlite3.Row]:
-        """Every row of `table` whose columns equal `where` (None matches NULL), by `order`."""
-        sql, params = _where(where)
-        return self.all(f"SELECT * FROM {table}{sql} ORDER BY {order}", params)
-
-    def count(self, table: str, **where: Any) -> int:
-        sql, params = _where(where)
-        return int(self.scalar(f"SELECT count(*) FROM {table}{sql}", params))
-
-
-def _where(where: dict[str, Any]) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for column, value in where.items():
-        if value is None:
-            clauses.append(f"{column} IS NULL")
-        else:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-class Queries:
-    """Base of the per-table query namespaces: they share the store's connection."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store

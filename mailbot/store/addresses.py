@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from sqlite3 import Row
 
-from mailbot.store import Queries, to_db
+from mailbot.store.base import Queries, to_db
 
 
 class Addresses(Queries):

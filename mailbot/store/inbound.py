@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlite3 import Row
 from typing import Any
 
-from mailbot.store import Queries, to_db
+from mailbot.store.base import Queries, to_db
 
 LISTED = (
     "id, received_at, source, source_ref, envelope_from, message_id, size, status,"

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from sqlite3 import Row
 from typing import Any
 
-from mailbot.store import Queries
+from mailbot.store.base import Queries
 
 
 class Messages(Queries):

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlite3 import Row
 from typing import Any
 
-from mailbot.store import Queries, to_db
+from mailbot.store.base import Queries, to_db
 
 # The queue: unanswered open tickets. Named: without statistics the planner prefers
 # tickets_status and reads the rows.
