@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import gc
 import json
 import random
@@ -29,7 +30,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -41,7 +41,7 @@ from mailbot import config as config_module
 from mailbot import worker
 from mailbot.context import database_path, open_context
 from mailbot.intake import accept
-from mailbot.pipeline import Job
+from mailbot.pipeline import Job, Step
 from tests.daemon_helpers import DaemonProcess, daemon_settings, wait_until
 from tests.helpers import ROOT, write_config
 from tests.servers import SmtpSink
@@ -148,23 +148,24 @@ def traced_steps(peaks: dict[str, float], snapshots: dict[str, Any], top: int) -
     """
     peaks["overall"] = 0.0
 
-    def wrap(step: Callable[[Job], None]) -> Callable[[Job], None]:
-        name = step.__module__.rsplit(".", 1)[-1] + "." + step.__name__
+    def wrap(step: Step) -> Step:
+        name = step.name
 
         def traced(job: Job) -> None:
             start, _ = tracemalloc.get_traced_memory()
             tracemalloc.reset_peak()
-            step(job)
+            step.run(job)
             _, peak = tracemalloc.get_traced_memory()
             peaks[name] = (peak - start) / MB
             peaks["overall"] = max(peaks["overall"], peak / MB)
-            if step is worker.parse_step:  # what parsing leaves alive for the later steps
+            if name == "parse":  # what parsing leaves alive for the later steps
                 stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
                 snapshots["after parse"] = [(str(s.traceback), s.size / MB) for s in stats]
 
-        return traced
+        return dataclasses.replace(step, run=traced)
 
-    worker.STEPS = tuple(wrap(step) for step in worker.STEPS)
+    worker.LOCK_FREE = tuple(wrap(step) for step in worker.LOCK_FREE)
+    worker.LOCKED = tuple(wrap(step) for step in worker.LOCKED)
 
 
 def child(directory: Path, mode: str, top: int) -> None:
