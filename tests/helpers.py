@@ -111,11 +111,10 @@ class Mailbot:
         return sent
 
     def tickets(self) -> list[dict]:
-        return [dict(r) for r in self.ctx.store.all("SELECT * FROM tickets ORDER BY id")]
+        return [dict(r) for r in self.ctx.store.rows("tickets")]
 
     def inbound(self, inbound_id: int) -> dict:
-        row = self.ctx.store.one("SELECT * FROM inbound WHERE id = ?", (inbound_id,))
-        assert row is not None
+        [row] = self.ctx.store.rows("inbound", id=inbound_id)  # with its raw bytes
         return dict(row)
 
     def close(self) -> None:

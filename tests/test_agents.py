@@ -67,8 +67,8 @@ def state(bot) -> tuple:
     """Everything an attacker could try to change, for before/after comparisons."""
     store = bot.ctx.store
     return (
-        [dict(r) for r in store.all("SELECT * FROM tickets")],
-        store.scalar("SELECT count(*) FROM outbox WHERE to_addr NOT LIKE '%@4dustry.com'"),
+        [dict(r) for r in store.rows("tickets")],
+        sum(not r["to_addr"].endswith("@4dustry.com") for r in store.rows("outbox")),
     )
 
 
@@ -93,7 +93,7 @@ def test_agent_reply_reaches_the_customer_clean_threaded_and_signed(bot) -> None
     assert answer["Auto-Submitted"] is None  # a person's answer
     t = ticket(bot)
     assert t["first_response_at"] is not None and t["assignee"] == "anna@4dustry.com"
-    kinds = [(r["direction"], r["kind"]) for r in bot.ctx.store.all("SELECT * FROM messages")]
+    kinds = [(r["direction"], r["kind"]) for r in bot.ctx.store.rows("messages")]
     assert ("out", "agent") in kinds
 
 
@@ -162,7 +162,7 @@ def test_polish_commands_assign_and_pending(bot) -> None:
     answer = [m for m in bot.outbox() if m["To"] == "jan@klient.pl"][-1]
     assert body_of(answer).startswith("Proszę o numer zamówienia.")
     assert "#czeka" not in body_of(answer).lower() and "przypisz" not in body_of(answer)
-    events = bot.ctx.store.all("SELECT actor, kind FROM events WHERE kind IN ('assign', 'pending')")
+    events = [e for e in bot.ctx.store.rows("events") if e["kind"] in ("assign", "pending")]
     assert {(e["actor"], e["kind"]) for e in events} == {
         ("anna@4dustry.com", "assign"),
         ("anna@4dustry.com", "pending"),
@@ -229,7 +229,7 @@ def test_unknown_command_is_reported_and_nothing_is_half_applied(bot) -> None:
     text = body_of(error)
     assert "#zamknji: unknown command" in text and "#priorytet bardzo" in text
     assert "#notatka" in text and "#temat NAZWA" in text  # the list of valid commands
-    notes = bot.ctx.store.all("SELECT kind FROM messages WHERE kind = 'note'")
+    notes = bot.ctx.store.rows("messages", kind="note")
     assert len(notes) == 1  # the agent's words are kept, internally
 
 
@@ -241,7 +241,7 @@ def test_note_stays_internal(bot) -> None:
         now=WARSAW_NOON + timedelta(hours=1),
     )
     assert state(bot)[1] == before
-    [note] = bot.ctx.store.all("SELECT * FROM messages WHERE kind = 'note'")
+    [note] = bot.ctx.store.rows("messages", kind="note")
     assert note["text"].startswith("Klient dzwonił, sprawa u przewoźnika.")
     assert "Nowe zgłoszenie" not in note["text"]  # the quoted notification is stripped
     assert ticket(bot)["first_response_at"] is None  # a note is no answer to the customer
@@ -293,7 +293,7 @@ def test_spoofed_agent_mail_changes_nothing_and_reaches_no_customer(tmp_path, ca
         before = state(bot)
         bot.deliver(raw, now=WARSAW_NOON + timedelta(hours=1))
         assert state(bot) == before
-        [note] = bot.ctx.store.all("SELECT * FROM messages WHERE verified = 0")
+        [note] = bot.ctx.store.rows("messages", verified=0)
         assert note["kind"] == "note" and note["ticket_id"] == 2
         warned = [m for m in bot.outbox() if "UWAGA" in m["Subject"]]
         assert {m["To"] for m in warned} == {"anna@4dustry.com", "tomasz@4dustry.com"}
@@ -414,7 +414,7 @@ def test_polish_outlook_conversation_through_the_daemon(tmp_path, smtp_sink) -> 
         assert words == "Dzień dobry, proszę podać numer zamówienia.\n\nAnna Kowalska\n4Dustry"
         assert answer["References"].split()[0] in ack["References"]  # one conversation
         assert "[4Dustry #1]" in answer["Subject"] and "[4Dustry #1]" in ack["Subject"]
-        row = running.store.one("SELECT status, assignee FROM tickets WHERE id = 1")
+        row = running.store.tickets.get(1)
         assert (row["status"], row["assignee"]) == ("pending", "anna@4dustry.com")
     finally:
         running.stop()
@@ -453,7 +453,7 @@ def test_english_gmail_conversation_through_the_daemon(tmp_path, smtp_sink) -> N
         assert text.startswith("Hello John,\n\nyour account is active now.")
         assert "wrote:" not in text and "cannot sign up" not in text and "#close" not in text
         assert str(answers[1]["From"]) == "Tomasz | 4Dustry <pomoc@4dustry.com>"
-        assert running.store.scalar("SELECT status FROM tickets WHERE id = 1") == "closed"
+        assert running.store.tickets.get(1)["status"] == "closed"
     finally:
         running.stop()
 
@@ -471,7 +471,5 @@ def test_queue_position_counts_only_unanswered_open_tickets(bot) -> None:
     customer_mail(bot, sender="nowy@firma.pl", subject="Pytanie 4")
     ack = next(m for m in bot.outbox() if m["To"] == "nowy@firma.pl")
     assert "2. w kolejce" in body_of(ack)  # ticket 3 and the new one; 1 answered, 2 pending
-    counted = bot.ctx.store.scalar(
-        "SELECT count(*) FROM tickets WHERE status = 'open' AND first_response_at IS NULL"
-    )
-    assert bot.ctx.store.scalar("SELECT value FROM counters WHERE name = 'queue'") == counted
+    counted = bot.ctx.store.count("tickets", status="open", first_response_at=None)
+    assert bot.ctx.store.tickets.queue_length() == counted
