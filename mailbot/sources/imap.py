@@ -70,6 +70,12 @@ class ImapSource:
             raise
         return client
 
+    def _wait(self, what: str, exc: Exception, failures: int) -> None:
+        """After `failures` failures in a row: log, then wait before connecting again."""
+        delay = reconnect_delay(failures)
+        log.warning(what, extra={"error": repr(exc), "retry_in": round(delay, 1)})
+        self.stop.wait(delay)
+
     def run(self) -> None:
         """Thread body: connect, drain, wait (IDLE or poll), reconnect after failures."""
         store = Store(self.db_path, migrate=False)
@@ -80,12 +86,7 @@ class ImapSource:
                     client = self.connect()
                 except Exception as exc:
                     attempt += 1
-                    delay = reconnect_delay(attempt)
-                    log.warning(
-                        "imap connect failed",
-                        extra={"error": repr(exc), "retry_in": round(delay, 1)},
-                    )
-                    self.stop.wait(delay)
+                    self._wait("imap connect failed", exc, attempt)
                     continue
                 attempt = 0
                 log.info(
@@ -98,12 +99,7 @@ class ImapSource:
                     if self.stop.is_set():
                         break
                     attempt += 1
-                    delay = reconnect_delay(attempt)
-                    log.warning(
-                        "imap connection lost",
-                        extra={"error": repr(exc), "retry_in": round(delay, 1)},
-                    )
-                    self.stop.wait(delay)
+                    self._wait("imap connection lost", exc, attempt)
                 finally:
                     _close(client)
         finally:
