@@ -15,8 +15,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
 from mailbot import logs, systemd
@@ -25,6 +27,10 @@ from mailbot.config import Config, ConfigError
 from mailbot.context import Context, database_path, open_context
 from mailbot.outbox import deliver_due, make_transport, next_due
 from mailbot.worker import process_pending
+
+if TYPE_CHECKING:  # imported where used: aiosmtpd and APScheduler load only when needed
+    from mailbot.scheduler import TimerScheduler
+    from mailbot.sources.smtp import Listener
 
 log = logging.getLogger("mailbot")
 
@@ -58,8 +64,8 @@ class Daemon:
         self.outbox_ready = threading.Event()
         self.reload_requested = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.listener = None
-        self.scheduler = None
+        self.listener: Listener | None = None
+        self.scheduler: TimerScheduler | None = None
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -124,7 +130,7 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _thread(self, name: str, target) -> None:
+    def _thread(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self.threads.append(thread)

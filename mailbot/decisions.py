@@ -15,10 +15,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from sqlite3 import Row
 from typing import TYPE_CHECKING, Any
 
-from mailbot.store import Store, to_db
+from mailbot.store import RowLike, Store, to_db
 
 if TYPE_CHECKING:
     from mailbot.mail.parse import Attachment
@@ -213,7 +212,7 @@ class Plan:
 
     # -- the ticket as the decisions so far leave it --------------------------------------------
 
-    def start(self, ticket: Row | Mapping[str, Any]) -> None:
+    def start(self, ticket: RowLike) -> None:
         """Plan about an existing ticket, as read from the store."""
         self.ticket_id = ticket["id"]
         self._ticket = dict(ticket)

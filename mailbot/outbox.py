@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from sqlite3 import Row
 from typing import Protocol
 
 from mailbot import loops, retry
@@ -237,7 +238,7 @@ def deliver_due(
 
 
 def _record_failure(
-    ctx: Context, row, error: str, permanent: bool, now: datetime, report: DeliveryReport
+    ctx: Context, row: Row, error: str, permanent: bool, now: datetime, report: DeliveryReport
 ) -> None:
     failure = retry.failed(row["attempts"], ctx.cfg.outbound.max_attempts, permanent=permanent)
     attempts, final = failure.attempts, failure.final

@@ -78,9 +78,14 @@ def _outcome(ctx: Context, ticket: Row, pauses: list[Row], now: datetime) -> Out
         seconds = max(0.0, cal.business_seconds_between(created, answered) - paused)
         return Outcome(breached=due is not None and answered > due, seconds=seconds)
     # Unanswered: breached if the clock ran past the due time before it stopped (if it did).
-    stopped = min((from_db(p["started_at"]) for p in pauses if p["ended_at"] is None), default=now)
-    assert stopped is not None
+    stopped = min((_started(p) for p in pauses if p["ended_at"] is None), default=now)
     return Outcome(breached=due is not None and stopped > due, seconds=None)
+
+
+def _started(pause: Row) -> datetime:
+    started = from_db(pause["started_at"])
+    assert started is not None  # sla_pauses.started_at is NOT NULL
+    return started
 
 
 def _paused(

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from sqlite3 import Row
 
 from mailbot import retry, writer
 from mailbot.context import Context
@@ -95,7 +96,7 @@ def _finish(ctx: Context, row_id: int, now: datetime, **values: object) -> None:
     ctx.store.inbound.update(row_id, {"processed_at": to_db(now), **values})
 
 
-def prepare(ctx: Context, row, now: datetime) -> tuple[Job, Outcome | None]:
+def prepare(ctx: Context, row: Row, now: datetime) -> tuple[Job, Outcome | None]:
     """A job for one inbound row with the lock-free steps run (outside any transaction)."""
     job = Job(
         ctx=ctx,
@@ -110,7 +111,7 @@ def prepare(ctx: Context, row, now: datetime) -> tuple[Job, Outcome | None]:
     return job, _run(job, LOCK_FREE)
 
 
-def process_row(ctx: Context, row, job: Job, outcome: Outcome | None, counts: Counts) -> None:
+def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, counts: Counts) -> None:
     """Run the remaining steps and write the plan in a savepoint; record the outcome."""
     if outcome is None:
         try:
@@ -137,7 +138,7 @@ def process_row(ctx: Context, row, job: Job, outcome: Outcome | None, counts: Co
         _record(ctx, row, job.now, outcome, counts)
 
 
-def _record(ctx: Context, row, now: datetime, outcome: Outcome, counts: Counts) -> None:
+def _record(ctx: Context, row: Row, now: datetime, outcome: Outcome, counts: Counts) -> None:
     """What happened to a message that was not processed, on its inbound row."""
     store = ctx.store
     if outcome.status == "quarantined":
@@ -160,7 +161,12 @@ def _record(ctx: Context, row, now: datetime, outcome: Outcome, counts: Counts) 
 
 
 def _quarantine(
-    ctx: Context, row, now: datetime, reason: str, error: str | None, attempts: int | None = None
+    ctx: Context,
+    row: Row,
+    now: datetime,
+    reason: str,
+    error: str | None,
+    attempts: int | None = None,
 ) -> None:
     values: dict[str, object] = {"status": "quarantined", "reason": reason[:1000]}
     if error:

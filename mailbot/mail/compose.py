@@ -41,7 +41,9 @@ def build(row: Row, cfg: Config, attachment_rows: list[Row]) -> bytes:
     if cc:
         msg["Cc"] = cc
     msg["Subject"] = clean_header(row["subject"])
-    msg["Date"] = format_datetime(from_db(row["created_at"]))  # type: ignore[arg-type]
+    created = from_db(row["created_at"])
+    assert created is not None  # outbox.created_at is NOT NULL
+    msg["Date"] = format_datetime(created)
     msg["Message-ID"] = clean_header(row["message_id"])
     if row["in_reply_to"]:
         msg["In-Reply-To"] = clean_header(row["in_reply_to"])

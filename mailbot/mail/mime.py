@@ -83,8 +83,10 @@ def part_bytes(part: Message) -> bytes:
     if header_value(part, "content-transfer-encoding").strip().lower() == "base64":
         # Straight from the str: get_payload(decode=True) first makes a bytes copy of the
         # whole encoded text (a 25 MB message held three copies of its attachment at once).
-        with contextlib.suppress(binascii.Error, ValueError, TypeError):
-            return binascii.a2b_base64(part.get_payload())
+        encoded = part.get_payload()
+        if isinstance(encoded, str | bytes):  # a multipart's list of parts is not base64
+            with contextlib.suppress(binascii.Error, ValueError):
+                return binascii.a2b_base64(encoded)
     try:
         data = part.get_payload(decode=True)
     except Exception:  # undecodable transfer encoding: the raw text is all there is

@@ -148,7 +148,7 @@ class MemoizingPolicy(EmailPolicy):
     _lock: ClassVar[threading.Lock] = threading.Lock()
     CACHE_SIZE: ClassVar[int] = 4096
 
-    def header_fetch_parse(self, name: str, value: str):  # type: ignore[override]
+    def header_fetch_parse(self, name: str, value: str):
         if hasattr(value, "name"):
             return value
         key = (name, value)

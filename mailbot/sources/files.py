@@ -23,18 +23,18 @@ def _is_mbox(path: Path) -> bool:
 def messages(path: Path) -> Iterator[tuple[str, bytes]]:
     """(source reference, raw bytes) for every message under a path."""
     if _is_maildir(path):
-        box = mailbox.Maildir(path, create=False)
-        for key in sorted(box.keys()):
-            yield f"{path}#{key}", box.get_bytes(key)
+        maildir = mailbox.Maildir(path, create=False)
+        for key in sorted(maildir.keys()):
+            yield f"{path}#{key}", maildir.get_bytes(key)
     elif path.is_dir():
         for child in sorted(path.iterdir()):
             if not child.name.startswith("."):
                 yield from messages(child)
     elif path.is_file():
         if _is_mbox(path):
-            box = mailbox.mbox(path, create=False)
-            for key in box.keys():  # noqa: SIM118 - mailbox has no plain iteration over keys
-                yield f"{path}#{key}", box.get_bytes(key)
+            mbox = mailbox.mbox(path, create=False)
+            for key in mbox.keys():  # noqa: SIM118 - mailbox has no plain iteration over keys
+                yield f"{path}#{key}", mbox.get_bytes(key)
         else:
             yield str(path), path.read_bytes()
 
