@@ -17,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/mypy mailbot
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
