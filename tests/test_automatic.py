@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mailbot.mail.automatic import detect_automatic
 from mailbot.mail.bounce import parse_bounce
+from tests import bounce_corpus
 
 OWN = {"own_domains": ("4dustry.com",), "own_addresses": ("pomoc@4dustry.com",)}
 CUSTOMER = {
@@ -406,19 +407,12 @@ def test_hostile_bodies_are_handled_quickly(body: bytes) -> None:
 
 # --- the corpus ---------------------------------------------------------------------------
 # Thresholds sit just below what the code achieves (see `python -m bench.bounces`), so that a
-# regression fails. The bench module holds the labelling rules; it is imported, not copied.
+# regression fails. tests/bounce_corpus.py holds the labelling rules, for the bench as for us.
 
 
 @pytest.fixture(scope="module")
-def bench(corpus: Path):
-    from bench import bounces
-
-    return bounces
-
-
-@pytest.fixture(scope="module")
-def sisimai(corpus: Path, bench):
-    return {run.title: run for run in bench.sisimai_runs(corpus)}
+def sisimai(corpus: Path):
+    return {run.title: run for run in bounce_corpus.sisimai_runs(corpus)}
 
 
 def test_sisimai_bounces_are_never_human(sisimai) -> None:
@@ -451,13 +445,13 @@ def test_sisimai_look_alikes_are_not_bounces(sisimai) -> None:
     assert tally.human == ["is-not-bounce-01.eml", "is-not-bounce-02.eml"]
 
 
-def test_other_bounce_fixtures(corpus: Path, bench) -> None:
-    tally = bench.other_bounces(corpus).groups["bounce"]
+def test_other_bounce_fixtures(corpus: Path) -> None:
+    tally = bounce_corpus.other_bounces(corpus).groups["bounce"]
     assert tally.total >= 20 and tally.right == tally.total == tally.parsed
 
 
-def test_flufl_bounces_and_failed_addresses(corpus: Path, bench) -> None:
-    run, score = bench.flufl(corpus)
+def test_flufl_bounces_and_failed_addresses(corpus: Path) -> None:
+    run, score = bounce_corpus.flufl(corpus)
     tally = run.groups["bounce"]
     assert tally.total >= 100
     assert tally.right / tally.total >= 0.98  # 99.0 %: simple_20 is a "RE:" from a person
@@ -465,15 +459,15 @@ def test_flufl_bounces_and_failed_addresses(corpus: Path, bench) -> None:
     assert score.permanence_ok / score.permanence_cases >= 0.97  # 100 %
 
 
-def test_original_message_id_is_found(corpus: Path, bench, sisimai) -> None:
-    flufl_run, _ = bench.flufl(corpus)
+def test_original_message_id_is_found(corpus: Path, sisimai) -> None:
+    flufl_run, _ = bounce_corpus.flufl(corpus)
     samples = [s for run in [*sisimai.values(), flufl_run] for s in run.bounces]
-    score = bench.message_id_rate(samples)
+    score = bounce_corpus.message_id_rate(samples)
     assert score.with_headers >= 700
     assert score.extracted / score.with_headers >= 0.98  # 100 %
 
 
-def test_human_mail_in_the_corpus_is_not_flagged(corpus: Path, bench) -> None:
-    score = bench.human_mail(corpus)
+def test_human_mail_in_the_corpus_is_not_flagged(corpus: Path) -> None:
+    score = bounce_corpus.human_mail(corpus)
     assert score.checked >= 100
     assert score.false_positives == []

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import (
+from tests.fuzzing import (
     BENCH_ONLY,
     BUILTIN,
     FINAL,
@@ -199,6 +199,7 @@ def test_nested_comments_in_a_mime_header(fuzz_ctx, raw: bytes) -> None:
 
 # -- bounded time for pathological mail ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def worker():
     """A child process, so that a hang can be cut off (and the child replaced)."""
@@ -209,11 +210,7 @@ def worker():
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(name)
-        for name in PATHOLOGICAL
-        if name not in BENCH_ONLY
-    ],
+    [pytest.param(name) for name in PATHOLOGICAL if name not in BENCH_ONLY],
 )
 def test_pathological_mail_ends_within_the_bound(worker: Worker, name: str) -> None:
     raw = PATHOLOGICAL[name]()

@@ -3,15 +3,18 @@ Apple Mail or a phone, in Polish and English, and never the quoted history."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import quotes as bench
 from mailbot.mail.html import html_to_text
 from mailbot.mail.quotes import strip_reply
+from tests import quote_corpus
+from tests.helpers import ROOT
 
 PL = "Zażółć gęślą jaźń."
 
@@ -357,7 +360,7 @@ def test_quoted_history_never_reaches_the_output(
 
 # ------------------------------------------------------------------ corpus
 
-# Fair accuracy (see bench/quotes.py) reached when this was written, less a small margin:
+# Fair accuracy (see tests/quote_corpus.py) reached when this was written, less a small margin:
 # losing a single case fails the test.
 MINIMUM_ACCURACY = {
     "discourse-email_reply_trimmer": 93.0,  # 60/64
@@ -370,7 +373,7 @@ MINIMUM_ACCURACY = {
 
 @pytest.mark.parametrize("name", list(MINIMUM_ACCURACY))
 def test_corpus_accuracy_does_not_regress(corpus: Path, name: str) -> None:
-    _, fair = bench.evaluate(bench.SETS[name](corpus))
+    _, fair = quote_corpus.evaluate(quote_corpus.SETS[name](corpus))
     assert fair.accuracy >= MINIMUM_ACCURACY[name], f"{name}: failing {fair.failures}"
 
 
@@ -388,11 +391,17 @@ POLISH_FIXTURES = [
 
 @pytest.mark.parametrize(("name", "case"), POLISH_FIXTURES)
 def test_polish_corpus_fixtures_pass(corpus: Path, name: str, case: str) -> None:
-    (found,) = [c for c in bench.SETS[name](corpus) if c.name == case]
-    assert bench.passes(found, strip_reply(found.text), 0.0, fair=True)
+    (found,) = [c for c in quote_corpus.SETS[name](corpus) if c.name == case]
+    assert quote_corpus.passes(found, strip_reply(found.text), 0.0, fair=True)
 
 
-def test_bench_prints_a_line_per_set(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bench.main(["--corpus", str(corpus)])
-    out = capsys.readouterr().out
-    assert all(name in out for name in bench.SETS)
+def test_bench_prints_a_line_per_set(corpus: Path) -> None:
+    # Run as the command it is: the suite imports nothing from bench/.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.quotes", "--corpus", str(corpus)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert all(name in done.stdout for name in quote_corpus.SETS)
