@@ -331,18 +331,20 @@ def _pattern(ctx: Context, language: str, found: dict[str, list[dict]]) -> Patte
     """The sample's rows with its own values (`_values` of SAMPLE) as fields to fill."""
     sample = _values(ctx, language, SAMPLE_ARRIVAL, SAMPLE_ANSWER, SAMPLE)
     fields = {value: name for name, value in sample.items()}
-    signed = []
+    # Longest first; the same for every sample of a language, so compiled once.
+    tokens = re.compile("|".join(map(re.escape, sorted(fields, key=len, reverse=True))))
+    signed, ours = [], {}
     for n, row in enumerate(found["outbox"]):
         token = ctx.signer.parse(row["message_id"])
         assert token is not None, row["message_id"]
-        fields[row["message_id"]] = f"signed{n}"
+        ours[row["message_id"]] = f"signed{n}"
         signed.append((f"signed{n}", token.purpose, row["to_addr"]))
-    # Longest first: a Message-ID that contains the sample's id is replaced whole.
-    tokens = re.compile("|".join(map(re.escape, sorted(fields, key=len, reverse=True))))
 
     def template(text: str) -> str:
-        escaped = text.replace("{", "{{").replace("}", "}}")
-        return tokens.sub(lambda m: "{" + fields[m.group()] + "}", escaped)
+        text = text.replace("{", "{{").replace("}", "}}")
+        for mid, name in ours.items():  # before the tokens: they contain the sample's id
+            text = text.replace(mid, "{" + name + "}")
+        return tokens.sub(lambda m: "{" + fields[m.group()] + "}", text)
 
     rows = []
     for table, table_rows in found.items():
@@ -357,9 +359,11 @@ def _pattern(ctx: Context, language: str, found: dict[str, list[dict]]) -> Patte
                     cells.append((index, "ticket", None, None))
                 elif target and value is not None:
                     cells.append((index, "ref", target, value))
-                elif isinstance(value, str) and value in fields:
-                    cells.append((index, "field", fields[value], None))
-                elif isinstance(text, str) and tokens.search(text):
+                elif isinstance(value, str) and (value in fields or value in ours):
+                    cells.append((index, "field", fields.get(value) or ours[value], None))
+                elif isinstance(text, str) and (
+                    tokens.search(text) or any(m in text for m in ours)
+                ):
                     cells.append((index, "text", template(text), isinstance(value, bytes)))
             rows.append((table, list(row.values()), cells))
     columns = {table: tuple(table_rows[0]) for table, table_rows in found.items() if table_rows}
