@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.store import to_db
+from mailbot.store.seed import seed_tickets
 from mailbot.store.tickets import RECENT_QUEUE
 from tests.helpers import WARSAW_NOON, body_of, make_mail
 
@@ -161,23 +161,16 @@ def test_queue_position_counts_right_in_a_long_queue(bot) -> None:
     # Tickets over an afternoon (to the second, so some arrive together), some answered,
     # pending or closed. Each one's position is 1 + the queued tickets that arrived before it,
     # for the recent ones (counted from the back) as for the older ones (from the front).
-    store, rng = bot.ctx.store, random.Random(7)
-    total = 5 * RECENT_QUEUE
-    with store.atomic():
-        for n in range(total):
-            created = to_db(WARSAW_NOON + timedelta(seconds=rng.randrange(4 * 3600)))
-            store.insert(
-                "tickets",
-                {
-                    "subject": f"Zgłoszenie {n}",
-                    "status": rng.choice(["open"] * 6 + ["pending", "closed"]),
-                    "language": "pl",
-                    "requester": f"k{n}@firma.pl",
-                    "created_at": created,
-                    "updated_at": created,
-                    "first_response_at": created if rng.random() < 0.3 else None,
-                },
-            )
+    store = bot.ctx.store
+    seed_tickets(
+        bot.ctx,
+        5 * RECENT_QUEUE,
+        since=WARSAW_NOON,
+        now=WARSAW_NOON + timedelta(hours=4),
+        queue=0,
+        mix={"queued": 6, "answered": 2, "pending": 1, "closed": 1},
+        rng=random.Random(7),
+    )
     tickets = store.all("SELECT created_at, status, first_response_at FROM tickets")
     queued = sorted(
         t["created_at"] for t in tickets if t["status"] == "open" and not t["first_response_at"]
