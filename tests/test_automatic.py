@@ -69,8 +69,11 @@ def dsn(action: str, status: str, **headers: str | None) -> EmailMessage:
         f"Action: {action}\nStatus: {status}\n"
         f"Diagnostic-Code: smtp; 550 {status} User unknown\n"
     )
-    daemon = {"From": "Mail Delivery System <MAILER-DAEMON@mx.klient.pl>",
-              "Subject": "Undelivered Mail Returned to Sender", "Return-Path": "<>"}
+    daemon = {
+        "From": "Mail Delivery System <MAILER-DAEMON@mx.klient.pl>",
+        "Subject": "Undelivered Mail Returned to Sender",
+        "Return-Path": "<>",
+    }
     returned = "Content-Type: text/rfc822-headers\n\n" + ORIGINAL_HEADERS
     return report("delivery-status", fields, returned, {**daemon, **headers})
 
@@ -95,15 +98,21 @@ def kind(msg: EmailMessage) -> str | None:
         ({"Subject": "Automatyczna odpowiedź nie działa w module CRM"}, BODY),
         ({"Subject": "Out of office hours support"}, BODY),
         ({"Subject": "Re: Automatic reply: [#12] Problem"}, BODY),
-        ({"Subject": "Delivery failed - zamówienie 123"},
-         "Your delivery could not be delivered to our plant, the truck was rejected."),
-        ({"Subject": "RE: Undeliverable mail"},
-         "Hi, I got this when writing to you:\n550 5.1.1 <pomoc@4dustry.com>: User unknown\n"),
-        ({"Subject": "Fwd: Undelivered Mail Returned to Sender"},
-         "Why does this bounce?\n\n---------- Forwarded message ---------\n"
-         "From: MAILER-DAEMON@mx.klient.pl\n\nThis is the mail system at host mx.\n"
-         "I'm sorry to have to inform you that your message could not be delivered.\n"
-         "<anna@klient.pl>: host mx said: 550 5.1.1 User unknown\n"),
+        (
+            {"Subject": "Delivery failed - zamówienie 123"},
+            "Your delivery could not be delivered to our plant, the truck was rejected.",
+        ),
+        (
+            {"Subject": "RE: Undeliverable mail"},
+            "Hi, I got this when writing to you:\n550 5.1.1 <pomoc@4dustry.com>: User unknown\n",
+        ),
+        (
+            {"Subject": "Fwd: Undelivered Mail Returned to Sender"},
+            "Why does this bounce?\n\n---------- Forwarded message ---------\n"
+            "From: MAILER-DAEMON@mx.klient.pl\n\nThis is the mail system at host mx.\n"
+            "I'm sorry to have to inform you that your message could not be delivered.\n"
+            "<anna@klient.pl>: host mx said: 550 5.1.1 User unknown\n",
+        ),
         # A colleague in Thunderbird: Message-ID in our domain, but a person.
         ({"From": "Ewa Nowak <ewa@4dustry.com>", "Message-ID": "<x9@4dustry.com>"}, BODY),
         ({"X-Loop": "someone-else@klient.pl"}, BODY),
@@ -123,8 +132,13 @@ def test_bounce_forwarded_as_attachment_by_a_person_is_theirs() -> None:
         "--F\nContent-Type: text/plain; charset=utf-8\n\nDlaczego to wróciło?\n\n"
         f"--F\nContent-Type: message/rfc822\n\n{inner}\n--F--\n"
     )
-    msg = make({"Subject": "PD: Undelivered Mail Returned to Sender",
-                "Content-Type": 'multipart/mixed; boundary="F"'}, body)
+    msg = make(
+        {
+            "Subject": "PD: Undelivered Mail Returned to Sender",
+            "Content-Type": 'multipart/mixed; boundary="F"',
+        },
+        body,
+    )
     assert detect_automatic(msg, **OWN) is None
 
 
@@ -195,19 +209,31 @@ def test_auto_generated_and_exchange_rule_mail() -> None:
         ({"List-Unsubscribe": "<mailto:unsub@klient.pl>"}, "list", "List-Unsubscribe present"),
         ({"Return-Path": "<>"}, "auto-generated", "null Return-Path"),
         ({"From": "MAILER-DAEMON@mx.klient.pl"}, "bounce", "sender mailer-daemon@mx.klient.pl"),
-        ({"From": "Postmaster <POSTMASTER@klient.pl>"}, "auto-generated",
-         "sender postmaster@klient.pl"),
+        (
+            {"From": "Postmaster <POSTMASTER@klient.pl>"},
+            "auto-generated",
+            "sender postmaster@klient.pl",
+        ),
         ({"From": "Sklep <noreply@sklep.pl>"}, "auto-generated", "sender noreply@sklep.pl"),
         ({"From": "no-reply@sklep.pl"}, "auto-generated", "sender no-reply@sklep.pl"),
         ({"From": "DoNotReply@bank.pl"}, "auto-generated", "sender donotreply@bank.pl"),
         ({"From": "do-not-reply+x@bank.pl"}, "auto-generated", "sender do-not-reply+x@bank.pl"),
-        ({"Return-Path": "<noreply@crm.klient.pl>"}, "auto-generated",
-         "sender noreply@crm.klient.pl"),
+        (
+            {"Return-Path": "<noreply@crm.klient.pl>"},
+            "auto-generated",
+            "sender noreply@crm.klient.pl",
+        ),
         ({"X-Loop": "Pomoc@4Dustry.com"}, "auto-generated", "X-Loop names pomoc@4dustry.com"),
-        ({"From": "Pomoc <POMOC@4dustry.com>"}, "auto-generated",
-         "From is our own address pomoc@4dustry.com"),
-        ({"Message-ID": "<mb.3.ack.x.y@4DUSTRY.com>"}, "auto-generated",
-         "Message-ID from our domain 4dustry.com"),
+        (
+            {"From": "Pomoc <POMOC@4dustry.com>"},
+            "auto-generated",
+            "From is our own address pomoc@4dustry.com",
+        ),
+        (
+            {"Message-ID": "<mb.3.ack.x.y@4DUSTRY.com>"},
+            "auto-generated",
+            "Message-ID from our domain 4dustry.com",
+        ),
     ],
 )
 def test_generic_rules(headers: dict[str, str], expected_kind: str, reason: str) -> None:
@@ -252,8 +278,10 @@ def test_success_dsn_is_not_a_bounce_but_still_automatic() -> None:
 
 
 def test_dsn_with_attached_original_message() -> None:
-    fields = ("Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n"
-              "Final-Recipient: rfc822; anna@klient.pl\nAction: failed\nStatus: 5.2.2\n")
+    fields = (
+        "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n"
+        "Final-Recipient: rfc822; anna@klient.pl\nAction: failed\nStatus: 5.2.2\n"
+    )
     returned = "Content-Type: message/rfc822\n\n" + ORIGINAL_HEADERS + "\nTreść\n"
     msg = report("delivery-status", fields, returned, {"From": "postmaster@klient.pl"})
     bounce = parse_bounce(msg)
@@ -269,15 +297,15 @@ EXIM = (
     "    SMTP error from remote mail server after RCPT TO:<anna@klient.pl>:\n"
     "    550 5.1.1 <anna@klient.pl>: Recipient address rejected: User unknown\n\n"
     "------ This is a copy of the message, including all the headers. ------\n\n"
-    + ORIGINAL_HEADERS + "\nTreść potwierdzenia\n"
+    + ORIGINAL_HEADERS
+    + "\nTreść potwierdzenia\n"
 )
 QMAIL = (
     "Hi. This is the qmail-send program at mx.klient.pl.\n"
     "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
     "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
     "<anna@klient.pl>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
-    "--- Below this line is a copy of the message.\n\n"
-    + ORIGINAL_HEADERS + "\nTreść\n"
+    "--- Below this line is a copy of the message.\n\n" + ORIGINAL_HEADERS + "\nTreść\n"
 )
 POLISH = (
     "Nie można dostarczyć wiadomości do następujących adresatów:\n\n"
@@ -289,17 +317,33 @@ POLISH = (
 @pytest.mark.parametrize(
     "headers, body",
     [
-        ({"From": "Mail Delivery System <Mailer-Daemon@mx.klient.pl>",
-          "Subject": "Mail delivery failed: returning message to sender",
-          "X-Failed-Recipients": "anna@klient.pl", "Auto-Submitted": "auto-replied"}, EXIM),
+        (
+            {
+                "From": "Mail Delivery System <Mailer-Daemon@mx.klient.pl>",
+                "Subject": "Mail delivery failed: returning message to sender",
+                "X-Failed-Recipients": "anna@klient.pl",
+                "Auto-Submitted": "auto-replied",
+            },
+            EXIM,
+        ),
         # The same without the tell-tale headers: sender and text are enough.
-        ({"From": "Mail Delivery System <Mailer-Daemon@mx.klient.pl>",
-          "Subject": "Mail delivery failed: returning message to sender"}, EXIM),
+        (
+            {
+                "From": "Mail Delivery System <Mailer-Daemon@mx.klient.pl>",
+                "Subject": "Mail delivery failed: returning message to sender",
+            },
+            EXIM,
+        ),
         ({"From": "MAILER-DAEMON@mx.klient.pl", "Subject": "failure notice"}, QMAIL),
         # Postmaster of a relay, subject without the usual words: the qmail banner decides.
         ({"From": "admin@relay.klient.pl", "Subject": "failure notice"}, QMAIL),
-        ({"From": "Administrator poczty <postmaster@klient.pl>",
-          "Subject": "Niedostarczona wiadomość: [#12] Potwierdzenie zgloszenia"}, POLISH),
+        (
+            {
+                "From": "Administrator poczty <postmaster@klient.pl>",
+                "Subject": "Niedostarczona wiadomość: [#12] Potwierdzenie zgloszenia",
+            },
+            POLISH,
+        ),
     ],
 )
 def test_non_standard_bounces(headers: dict[str, str], body: str) -> None:
@@ -319,8 +363,13 @@ def test_non_standard_delay_warning_is_temporary() -> None:
         "Message will be retried for 2 more day(s)\n\n----- Original message -----\n\n"
         + ORIGINAL_HEADERS
     )
-    msg = make({"From": "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
-                "Subject": "Delivery Status Notification (Delay)"}, body)
+    msg = make(
+        {
+            "From": "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
+            "Subject": "Delivery Status Notification (Delay)",
+        },
+        body,
+    )
     bounce = parse_bounce(msg)
     assert bounce is not None and not bounce.permanent
     assert bounce.recipients == ("anna@klient.pl",)
@@ -330,24 +379,36 @@ def test_non_standard_delay_warning_is_temporary() -> None:
 
 
 def test_arf_abuse_report() -> None:
-    feedback = ("Content-Type: message/feedback-report\n\nFeedback-Type: abuse\n"
-                "User-Agent: Yahoo!-Mail-Feedback/1.0\nVersion: 1\n")
+    feedback = (
+        "Content-Type: message/feedback-report\n\nFeedback-Type: abuse\n"
+        "User-Agent: Yahoo!-Mail-Feedback/1.0\nVersion: 1\n"
+    )
     returned = "Content-Type: message/rfc822\n\n" + ORIGINAL_HEADERS
-    msg = report("feedback-report", feedback, returned,
-                 {"From": "feedback@arf.mail.yahoo.com", "Subject": "FW: Potwierdzenie"})
+    msg = report(
+        "feedback-report",
+        feedback,
+        returned,
+        {"From": "feedback@arf.mail.yahoo.com", "Subject": "FW: Potwierdzenie"},
+    )
     assert parse_bounce(msg) is None
     found = detect_automatic(msg, **OWN)
     assert found is not None and found.kind == "abuse-report"
 
 
 def test_mdn_read_receipt() -> None:
-    mdn = ("Content-Type: message/disposition-notification\n\n"
-           "Final-Recipient: rfc822; jan@klient.pl\n"
-           f"Original-Message-ID: {OUR_ID}\n"
-           "Disposition: manual-action/MDN-sent-manually; displayed\n")
+    mdn = (
+        "Content-Type: message/disposition-notification\n\n"
+        "Final-Recipient: rfc822; jan@klient.pl\n"
+        f"Original-Message-ID: {OUR_ID}\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\n"
+    )
     returned = "Content-Type: text/rfc822-headers\n\n" + ORIGINAL_HEADERS
-    msg = report("disposition-notification", mdn, returned,
-                 {"Subject": "Przeczytano: [#12] Potwierdzenie zgloszenia"})
+    msg = report(
+        "disposition-notification",
+        mdn,
+        returned,
+        {"Subject": "Przeczytano: [#12] Potwierdzenie zgloszenia"},
+    )
     assert parse_bounce(msg) is None
     found = detect_automatic(msg, **OWN)
     assert found is not None and found.kind == "receipt"
@@ -363,7 +424,7 @@ def test_mdn_read_receipt() -> None:
         b"Message-ID: <[>\nFrom: jan@klient.pl\n\nhi",  # ditto
         b"Resent-From: <\nReturn-Path: <>\n\nhi",
         b"From: =?utf-8?q?broken\nSubject: =?x-unknown?b?AAAA?=\n\n",
-        b"Content-Type: multipart/report; report-type=\"\nFrom: \xff\xfe\n\n--x--",
+        b'Content-Type: multipart/report; report-type="\nFrom: \xff\xfe\n\n--x--',
         b"",
         b"\x00\x01\x02",
     ],
@@ -374,10 +435,21 @@ def test_malformed_headers_never_raise(raw: bytes) -> None:
     parse_bounce(msg)
 
 
-HEADER_NAMES = st.sampled_from([
-    "From", "Return-Path", "Subject", "Auto-Submitted", "Precedence", "List-Id", "Message-ID",
-    "X-Loop", "Content-Type", "X-Failed-Recipients", "Content-Transfer-Encoding",
-])
+HEADER_NAMES = st.sampled_from(
+    [
+        "From",
+        "Return-Path",
+        "Subject",
+        "Auto-Submitted",
+        "Precedence",
+        "List-Id",
+        "Message-ID",
+        "X-Loop",
+        "Content-Type",
+        "X-Failed-Recipients",
+        "Content-Transfer-Encoding",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -387,15 +459,21 @@ HEADER_NAMES = st.sampled_from([
 )
 def test_arbitrary_input_never_raises(headers: list[tuple[str, str]], body: bytes) -> None:
     head = "".join(f"{k}: {v}\n" for k, v in headers if "\n" not in v and "\r" not in v)
-    msg = email.message_from_bytes(head.encode("utf-8", "surrogateescape") + b"\n" + body,
-                                   policy=email.policy.default)
+    msg = email.message_from_bytes(
+        head.encode("utf-8", "surrogateescape") + b"\n" + body, policy=email.policy.default
+    )
     detect_automatic(msg, **OWN)
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"Received: " + b"a" * 400_000 + b"\n" + b"x@y.com " * 50_000, b"\n \n" * 200_000,
-     b" " * 600_000, b"<a" * 200_000, b"a@" + b"a." * 200_000],
+    [
+        b"Received: " + b"a" * 400_000 + b"\n" + b"x@y.com " * 50_000,
+        b"\n \n" * 200_000,
+        b" " * 600_000,
+        b"<a" * 200_000,
+        b"a@" + b"a." * 200_000,
+    ],
 )
 def test_hostile_bodies_are_handled_quickly(body: bytes) -> None:
     raw = b"From: MAILER-DAEMON@x.pl\nSubject: Undelivered Mail\nContent-Type: text/html\n\n"
