@@ -4,7 +4,7 @@
                                     [--lookups 20000] [--ingest 2000] [--rounds 3]
                                     [--daemon 1000] [--profile]
 
-For each size N, `mailbot.seed.seed_tickets` builds a database of N tickets with a year of
+For each size N, `mailbot.store.seed.seed_tickets` builds a database of N tickets with a year of
 history (bulk: no journal and no fsync while building, indexes made at the end): the rows the
 pipeline wrote for sample tickets, copied with each ticket's own customer, times and signed
 Message-IDs. The newest 1 % are queued, the others closed, answered or pending. The build is
@@ -57,9 +57,9 @@ from mailbot import config as config_module
 from mailbot import worker
 from mailbot.config import Config
 from mailbot.context import database_path, open_context
-from mailbot.db import Store
 from mailbot.intake import accept
-from mailbot.seed import seed_tickets
+from mailbot.store import Store
+from mailbot.store.seed import seed_tickets
 from mailbot.worker import process_pending
 from tests.daemon_helpers import DaemonProcess, daemon_settings, wait_until
 from tests.helpers import write_config

@@ -74,7 +74,7 @@ def _key(before: Duration) -> str:
     return f"{before.business_days}d{before.seconds}s"
 
 
-def _plan(cfg: Config, due: datetime) -> list[tuple[str, str, datetime]]:
+def timer_slots(cfg: Config, due: datetime) -> list[tuple[str, str, datetime]]:
     """(kind, key, when) of every SLA timer a ticket due at `due` should have."""
     plan = [("sla_warning", _key(b), cfg.calendar.subtract(due, b)) for b in cfg.sla.warn_before]
     plan.append(("sla_breach", "due", due))
@@ -100,7 +100,7 @@ def schedule(plan: Plan, store: Store, cfg: Config) -> None:
     due = ticket["first_response_due"]
     due_at = from_db(due)
     assert due_at is not None
-    for kind, key, moment in _plan(cfg, due_at):
+    for kind, key, moment in timer_slots(cfg, due_at):
         timer = pending.pop((kind, key), None)
         if timer is not None and timer["due_at"] == to_db(moment) and _payload(timer)["due"] == due:
             continue  # unchanged, even if overdue: a restarted daemon fires it now

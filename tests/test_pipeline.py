@@ -171,7 +171,7 @@ def test_queue_position_counts_right_in_a_long_queue(bot) -> None:
         mix={"queued": 6, "answered": 2, "pending": 1, "closed": 1},
         rng=random.Random(7),
     )
-    tickets = store.all("SELECT created_at, status, first_response_at FROM tickets")
+    tickets = store.rows("tickets")
     queued = sorted(
         t["created_at"] for t in tickets if t["status"] == "open" and not t["first_response_at"]
     )

@@ -123,6 +123,14 @@ class Connection:
         sql, params = _where(where)
         return self.all(f"SELECT * FROM {table}{sql} ORDER BY {order}", params)
 
+    def pragma(self, name: str) -> Any:
+        """The value of a PRAGMA, e.g. "journal_mode" or "integrity_check"."""
+        return self.scalar(f"PRAGMA {name}")
+
+    def schema(self) -> list[tuple[str, str | None]]:
+        """(name, SQL) of every table, index and trigger, by name."""
+        return [tuple(r) for r in self.all("SELECT name, sql FROM sqlite_master ORDER BY name")]
+
     def count(self, table: str, **where: Any) -> int:
         sql, params = _where(where)
         return int(self.scalar(f"SELECT count(*) FROM {table}{sql}", params))

@@ -35,9 +35,9 @@ from email.utils import format_datetime
 
 from mailbot import notices
 from mailbot.context import Context
-from mailbot.db import Store, to_db
 from mailbot.intake import accept
-from mailbot.sla_timers import _plan as sla_plan
+from mailbot.sla_timers import timer_slots
+from mailbot.store import Store, to_db
 from mailbot.worker import process_pending
 
 STATES = ("queued", "answered", "pending", "closed")
@@ -176,7 +176,7 @@ def seed_tickets(
     no fsync, indexes made at the end: a crash loses it). The same `rng` seeds the same
     database, but for the signatures of our Message-IDs.
     """
-    rng = rng or random.Random(f"mailbot.seed-{count}")
+    rng = rng or random.Random(f"mailbot.store.seed-{count}")
     if set(mix) - set(STATES):
         raise ValueError(f"unknown states in {sorted(mix)}; known: {', '.join(STATES)}")
     wanted = {state for state, weight in mix.items() if weight} | ({"queued"} if queue else set())
@@ -188,7 +188,8 @@ def seed_tickets(
     }
     columns = {table: c for p in patterns.values() for table, c in p.columns.items()}
     copier = _Copier(ctx, patterns, now)
-    first, counts = copier.next_id["tickets"], defaultdict(int)
+    first = copier.next_id["tickets"]
+    counts: defaultdict[str, int] = defaultdict(int)
     queued_from = count - round(count * queue)
     states, weights = list(mix), list(mix.values())
     arrivals = _arrivals(ctx, count, since or now - timedelta(days=365), now, rng)
@@ -396,8 +397,8 @@ def _values(
         "due_local": due.isoformat(), "due": to_db(due),
     }  # fmt: skip
     for lang in {language, cfg.mailbot.default_language}:
-        values[f"due_text_{lang}"] = notices.when(ctx, minute, lang)
-    for kind, key, moment in sla_plan(cfg, due):
+        values[f"due_text_{lang}"] = notices.when(ctx.cfg, minute, lang)
+    for kind, key, moment in timer_slots(cfg, due):
         values[f"timer_{kind}_{key}"] = to_db(moment)
     return values
 
