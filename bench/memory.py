@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import dataclasses
 import gc
 import json
 import random
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -37,11 +38,11 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from bench.steps import Wrapper, wrapped_steps
 from mailbot import config as config_module
 from mailbot import worker
 from mailbot.context import database_path, open_context
 from mailbot.intake import accept
-from mailbot.pipeline import Job, Step
 from tests.daemon_helpers import DaemonProcess, daemon_settings, wait_until
 from tests.helpers import ROOT, write_config
 from tests.servers import SmtpSink
@@ -141,31 +142,29 @@ def measure_daemon(raw: bytes) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- in-process
 
 
-def traced_steps(peaks: dict[str, float], snapshots: dict[str, Any], top: int) -> None:
-    """Wrap the worker's steps: each step's tracemalloc peak, a snapshot after parsing.
+def step_tracer(peaks: dict[str, float], snapshots: dict[str, Any], top: int) -> Wrapper:
+    """A wrapper for the worker's steps: each step's tracemalloc peak, a snapshot after parsing.
 
     Each step resets tracemalloc's peak, so the overall peak is kept here ("overall").
     """
     peaks["overall"] = 0.0
 
-    def wrap(step: Step) -> Step:
-        name = step.name
-
-        def traced(job: Job) -> None:
+    def traced(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
             start, _ = tracemalloc.get_traced_memory()
             tracemalloc.reset_peak()
-            step.run(job)
+            result = func(*args)
             _, peak = tracemalloc.get_traced_memory()
             peaks[name] = (peak - start) / MB
             peaks["overall"] = max(peaks["overall"], peak / MB)
             if name == "parse":  # what parsing leaves alive for the later steps
                 stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
                 snapshots["after parse"] = [(str(s.traceback), s.size / MB) for s in stats]
+            return result
 
-        return dataclasses.replace(step, run=traced)
+        return run
 
-    worker.LOCK_FREE = tuple(wrap(step) for step in worker.LOCK_FREE)
-    worker.LOCKED = tuple(wrap(step) for step in worker.LOCKED)
+    return traced
 
 
 def child(directory: Path, mode: str, top: int) -> None:
@@ -183,11 +182,14 @@ def child(directory: Path, mode: str, top: int) -> None:
     reset_peak()
     peaks: dict[str, float] = {}
     snapshots: dict[str, Any] = {}
+    tracing = (
+        wrapped_steps(step_tracer(peaks, snapshots, top)) if mode == "trace" else nullcontext()
+    )
     if mode == "trace":
-        traced_steps(peaks, snapshots, top)
         tracemalloc.start()
     started = time.perf_counter()
-    counts = worker.process_pending(ctx, now)
+    with tracing:
+        counts = worker.process_pending(ctx, now)
     out["seconds"] = time.perf_counter() - started
     if mode == "trace":
         out["traced_peak"] = max(peaks.pop("overall"), tracemalloc.get_traced_memory()[1] / MB)

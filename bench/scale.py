@@ -52,9 +52,9 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
+from bench.steps import wrapped_steps
 from bench.traffic import messages
 from mailbot import config as config_module
-from mailbot import worker
 from mailbot.config import Config
 from mailbot.context import database_path, open_context
 from mailbot.intake import accept
@@ -207,14 +207,14 @@ def measure_lookups(store: Store, samples: list[Sampled], count: int) -> dict[st
     rng = random.Random("lookups")
     picks = [rng.choice(samples) for _ in range(count)]
     misses = [f"<{rng.getrandbits(128):032x}@firma{rng.randrange(997)}.pl>" for _ in range(count)]
-    by_id = store.ticket_by_message_ids
+    by_id = store.messages.ticket_by_message_ids
     return {
         "customer Message-ID (hit)": time_calls(by_id, [([s.customer_mid],) for s in picks]),
         "our ack (messages)": time_calls(by_id, [([s.ack_mid],) for s in picks]),
         "our notification (outbox)": time_calls(by_id, [([s.notice_mid],) for s in picks]),
         "unknown Message-ID (miss)": time_calls(by_id, [([m],) for m in misses]),
         "is_participant": time_calls(
-            store.is_participant, [(s.ticket_id, s.requester) for s in picks]
+            store.participants.takes_part, [(s.ticket_id, s.requester) for s in picks]
         ),
     }
 
@@ -228,33 +228,27 @@ class Ingest:
     pipeline_rate: float
     cpu_ms: float  # CPU milliseconds per message, accept + pipeline
     new_tickets: int
-    steps: dict[str, float]  # µs per message spent in each pipeline step (worker.STEPS)
+    steps: dict[str, float]  # µs per message in each pipeline step, and writing the plan
     profile: list[str] = field(default_factory=list)
 
 
 @contextmanager
 def timed_steps() -> Iterator[dict[str, float]]:
-    """Wall seconds spent in each of worker.STEPS while the block runs, by step name."""
+    """Wall seconds spent in each pipeline step and in writing plans while the block runs."""
     spent: dict[str, float] = defaultdict(float)
-    original = worker.STEPS
 
-    def timed(step: Callable[[Any], None]) -> Callable[[Any], None]:
-        name = step.__module__.rsplit(".", 1)[-1] if step.__name__ == "run" else step.__name__
-
-        def run(job: Any) -> None:
+    def timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
             started = time.perf_counter()
             try:
-                step(job)
+                return func(*args)
             finally:
                 spent[name] += time.perf_counter() - started
 
         return run
 
-    worker.STEPS = tuple(timed(step) for step in original)
-    try:
+    with wrapped_steps(timed):
         yield spent
-    finally:
-        worker.STEPS = original
 
 
 @contextmanager
