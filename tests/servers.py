@@ -2,7 +2,8 @@
 
 Nothing here is mocked: `Dovecot` runs the system's `dovecot` binary from a temporary
 directory with its own generated config (no include of /etc/dovecot), and `SmtpSink` runs
-an aiosmtpd `Controller` in a thread.  Both bind 127.0.0.1 only, on free ports.
+an aiosmtpd `Controller` in a thread.  Both bind 127.0.0.1 only, on ports from `free_port()`,
+which never hands out the same port twice in a session.
 
 Fixtures: `dovecot` and `smtp_sink` (function scope: every test gets a fresh server and an
 empty mailbox).  A whole Dovecot (certificate included) is up in ~50 ms and gone in ~10 ms,
@@ -30,6 +31,7 @@ import email.policy
 import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -57,6 +59,7 @@ __all__ = [
     "DEFAULT_USER",
     "Dovecot",
     "DovecotUnavailable",
+    "PortAllocator",
     "SmtpDelivery",
     "SmtpSink",
     "StoredMessage",
@@ -78,6 +81,8 @@ MAIL_SYSTEM_USER = "mailbot-test"
 INTERNAL_SYSTEM_USER = "dovecot"
 LOGIN_SYSTEM_USER = "dovenull"
 
+# Test servers listen on ports from here up to the kernel's ephemeral range (see PortAllocator).
+FIRST_TEST_PORT = 20000
 READY_TIMEOUT = 10.0
 POLL_INTERVAL = 0.01
 MASTER_EXIT_GRACE = 0.05
@@ -99,12 +104,70 @@ class StoredMessage(NamedTuple):
     raw: bytes
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free a moment ago (the caller retries if someone takes it)."""
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel picks itself: for bind(port 0) and for connect()'s source ports."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; other systems use about the same range
+
+
+def _listen_range() -> range:
+    """Ports for test servers: outside the ephemeral range, so only an explicit bind takes one."""
+    low, high = _ephemeral_range()
+    if low - FIRST_TEST_PORT >= 2000:
+        return range(FIRST_TEST_PORT, low)
+    if 65536 - (high + 1) >= 2000:
+        return range(high + 1, 65536)
+    return range(FIRST_TEST_PORT, 65536)  # an unusual setup: the bind check has to do
+
+
+def _bindable(host: str, port: int) -> bool:
+    # No SO_REUSEADDR: a port with a listener, or with connections still in TIME_WAIT, is
+    # refused; a socket that was only bound leaves nothing behind when closed.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class PortAllocator:
+    """Hands out TCP ports for test servers, never the same one twice in a process.
+
+    The old way, binding port 0 and closing the socket, let the kernel give the same number
+    to the next caller before the first server had bound it: two fixtures (or Dovecot's IMAP
+    and IMAPS listeners) got one port, and one server failed with "duplicate listener" or
+    "Address already in use".  Here every port handed out is remembered, so servers that stop
+    and start again on their port (Dovecot.kill/start, SmtpSink.stop/start, a daemon killed
+    and restarted) keep it to themselves for the whole session.  Ports come from below the
+    kernel's ephemeral range: nobody else gets them by accident, not even as the source port
+    of an outgoing connection (which could otherwise connect a client to itself on a port
+    whose server is down).  Each process starts at a random place in the range so that test
+    runs side by side rarely meet, and each port is checked to be bindable when handed out.
+    """
+
+    def __init__(self, ports: Sequence[int], seed: int | None = None) -> None:
+        self._ports = ports
+        self._next = random.Random(seed).randrange(len(ports))
+        self._given: set[int] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str = LOOPBACK) -> int:
+        with self._lock:
+            for _ in range(len(self._ports)):
+                port = self._ports[self._next]
+                self._next = (self._next + 1) % len(self._ports)
+                if port not in self._given and _bindable(host, port):
+                    self._given.add(port)
+                    return port
+        raise RuntimeError(f"no free TCP port left among {len(self._ports)} on {host}")
+
+
+#: The session's allocator: `free_port()` returns a port no other caller got.
+free_port = PortAllocator(_listen_range())
 
 
 def _in_ci() -> bool:
@@ -339,8 +402,9 @@ class Dovecot:
             return
         self._prepare()
         began = time.monotonic()
-        # A port picked by free_port() can be taken before Dovecot binds it; on the very first
-        # start pick new ports and retry.  After that the ports are part of the contract.
+        # Another program (not this session: free_port() never repeats) can take a port before
+        # Dovecot binds it; on the very first start pick new ports and retry.  After that the
+        # ports are part of the contract.
         attempts = 1 if self._ports_proven else 3
         for attempt in range(attempts):
             self._write_config()

@@ -318,3 +318,28 @@ def test_sink_collects_from_many_threads(smtp_sink: SmtpSink) -> None:
         thread.join()
     subjects = {d.message["Subject"] for d in smtp_sink.wait_for(8)}
     assert subjects == {f"parallel {n}" for n in range(8)}
+
+
+# ------------------------------------------------------------------------------------ ports
+
+
+def test_free_port_never_repeats_and_every_port_is_bindable() -> None:
+    ports = [servers.free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    for port in ports[:20]:
+        with socket.socket() as sock:
+            sock.bind((servers.LOOPBACK, port))
+    low, _ = servers._ephemeral_range()
+    assert all(port < low for port in ports)  # the kernel never hands these out by itself
+
+
+def test_port_allocator_skips_ports_in_use() -> None:
+    free = [servers.free_port(), servers.free_port()]  # kept free: nobody else gets them
+    with socket.socket() as busy:
+        busy.bind((servers.LOOPBACK, 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        allocate = servers.PortAllocator([taken, *free])
+        assert {allocate(), allocate()} == set(free)
+        with pytest.raises(RuntimeError, match="no free TCP port"):
+            allocate()
