@@ -25,6 +25,7 @@ from mailbot import logs, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, database_path, open_context
+from mailbot.store import Store, to_db
 from mailbot.outbox import deliver_due, make_transport, next_due
 from mailbot.worker import process_pending
 
@@ -54,6 +55,29 @@ def run_once(ctx: Context, now: datetime | None = None) -> str:
         f" {counts.quarantined} quarantined; timers: {fired} fired; outbox: {report.sent} sent,"
         f" {report.retried} deferred, {report.failed} failed"
     )
+
+
+def pending_work(store: Store, now: datetime | None = None) -> dict[str, int]:
+    """What is left for the daemon to do at `now`; all zero means it is idle.
+
+    Counts stored mail the worker has not taken through the pipeline, outbox rows due for
+    delivery and timers due to fire. Each stays counted until the transaction that carries it
+    out commits, and an outbox row is marked sent only after the relay accepted it, so once all
+    three are zero every effect of the mail stored so far has happened (tests wait for this
+    instead of sleeping). Mail still on the IMAP server is not counted: nobody fetched it yet.
+    """
+    due = to_db(now or datetime.now(UTC))
+    return {
+        "inbound": store.scalar("SELECT count(*) FROM inbound WHERE status = 'pending'"),
+        "outbox": store.scalar(
+            "SELECT count(*) FROM outbox INDEXED BY outbox_due"
+            " WHERE status = 'pending' AND next_attempt_at <= ?",
+            (due,),
+        ),
+        "timers": store.scalar(
+            "SELECT count(*) FROM timers WHERE status = 'scheduled' AND due_at <= ?", (due,)
+        ),
+    }
 
 
 class Daemon:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot import config as config_module
-from mailbot.daemon import Daemon
+from mailbot.daemon import Daemon, pending_work
 from mailbot.store import Store
 from tests.helpers import ROOT, write_config
 from tests.servers import Dovecot, SmtpSink, free_port
@@ -57,6 +57,23 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         time.sleep(0.02)
 
 
+def wait_idle(store: Store, timeout: float = 10.0) -> None:
+    """Wait until the daemon has nothing left to do, then return for the caller to assert.
+
+    Idle is `mailbot.daemon.pending_work`: no stored mail waiting for the worker, no outbox
+    row or timer due. What the daemon was going to send has then reached the relay, and
+    "nothing was sent" can be asserted without sleeping "long enough".
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {what: n for what, n in pending_work(store).items() if n}
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"daemon still busy after {timeout}s: {left} pending")
+        time.sleep(0.01)
+
+
 class InProcessDaemon:
     """The daemon's threads started in this process (no signal handling)."""
 
@@ -79,6 +96,11 @@ class InProcessDaemon:
     def count(self, sql: str, params: tuple = ()) -> int:
         assert self.store is not None
         return int(self.store.scalar(sql, params))
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until the daemon has processed, fired and sent everything due (see wait_idle)."""
+        assert self.store is not None
+        wait_idle(self.store, timeout)
 
     @property
     def smtp_address(self) -> tuple[str, int]:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from mailbot.context import open_context
+from mailbot.daemon import pending_work
 from mailbot.outbox import deliver_due, make_transport
 from mailbot.worker import process_pending
 from tests.daemon_helpers import DaemonProcess, InProcessDaemon, daemon_settings, wait_until
-from tests.helpers import ROOT, make_mail, write_config
+from tests.helpers import ROOT, WARSAW_NOON, make_mail, write_config
 
 
 def send(address: tuple[str, int], raw: bytes, rcpts: list[str] | None = None) -> None:
@@ -180,6 +181,7 @@ def test_processed_folder_receives_stored_mail(tmp_path, dovecot, smtp_sink) -> 
     try:
         dovecot.append(make_mail())
         wait_until(lambda: len(dovecot.messages("Processed")) == 1, 10, "move to Processed")
+        running.wait_idle()  # moved once stored; the worker may still be making the ticket
         assert dovecot.messages() == []
         assert _tickets(running) == 1
     finally:
@@ -326,6 +328,19 @@ def test_smtp_transport_authenticates_with_a_secret_file(tmp_path, smtp_sink) ->
     assert smtp_sink.messages and all(m.auth_user == smtp_sink.username for m in smtp_sink.messages)
     assert all(m.tls for m in smtp_sink.messages)
     bot.close()
+
+
+def test_pending_work_is_what_run_once_still_has_to_do(bot) -> None:
+    idle = {"inbound": 0, "outbox": 0, "timers": 0}
+    assert pending_work(bot.ctx.store, WARSAW_NOON) == idle
+    bot.feed(make_mail())
+    assert pending_work(bot.ctx.store, WARSAW_NOON) == idle | {"inbound": 1}
+    process_pending(bot.ctx, WARSAW_NOON)
+    left = pending_work(bot.ctx.store, WARSAW_NOON)
+    assert left["inbound"] == 0 and left["outbox"] >= 1  # the ack and the agents' notices
+    bot.run()
+    assert pending_work(bot.ctx.store, WARSAW_NOON) == idle  # the SLA timers are due later
+    assert pending_work(bot.ctx.store, WARSAW_NOON + timedelta(days=30))["timers"] >= 1
 
 
 # -- lifecycle ---------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -569,7 +568,7 @@ def test_a_breach_overdue_while_the_daemon_was_down_reaches_the_sink_once(
     again = InProcessDaemon(tmp_path, settings).start()  # a restart repeats nothing
     try:
         assert again.count("SELECT count(*) FROM timers WHERE status = 'scheduled'") == 0
-        time.sleep(0.5)  # give a wrongly re-fired timer the chance to reach the sink
+        again.wait_idle()  # a wrongly re-fired timer's mail would have reached the sink now
     finally:
         again.stop()
     assert len(_to(smtp_sink, LEAD)) == 1
