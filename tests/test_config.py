@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,18 @@ def test_every_template_exists_in_every_language() -> None:
     for language in cfg.mailbot.languages:
         for name in TEMPLATE_NAMES:
             assert (ROOT / "templates" / language / f"{name}.txt.j2").is_file()
+
+
+def test_template_syntax_errors_are_reported_until_fixed(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    ack = templates / "pl" / "ack.txt.j2"
+    good = ack.read_text(encoding="utf-8")
+    ack.write_text(good + "{% if %}\n", encoding="utf-8")
+    [problem] = missing_templates(templates, ("pl", "en"))
+    assert problem.startswith(f"templates/pl/ack.txt.j2:{good.count(chr(10)) + 1}: ")
+    ack.write_text(good, encoding="utf-8")  # the checked texts, not the paths, decide
+    assert missing_templates(templates, ("pl", "en")) == []
 
 
 def test_check_config_reports_every_problem_at_once(tmp_path: Path, capsys) -> None:
