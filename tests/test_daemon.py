@@ -20,7 +20,13 @@ from mailbot.context import open_context
 from mailbot.daemon import pending_work
 from mailbot.outbox import deliver_due, make_transport
 from mailbot.worker import process_pending
-from tests.daemon_helpers import DaemonProcess, InProcessDaemon, daemon_settings, wait_until
+from tests.daemon_helpers import (
+    DaemonProcess,
+    ForkedDaemonProcess,
+    InProcessDaemon,
+    daemon_settings,
+    wait_until,
+)
 from tests.helpers import ROOT, WARSAW_NOON, make_mail, write_config
 
 
@@ -415,7 +421,7 @@ def test_secrets_never_reach_the_log(tmp_path, dovecot, smtp_sink) -> None:
 
 def test_kill_9_during_a_stream_loses_nothing_and_acks_once(tmp_path, smtp_sink) -> None:
     """Kill the daemon at random moments (25 times) while customers keep writing."""
-    proc = DaemonProcess(_process_config(tmp_path, smtp_sink)).start()
+    proc = ForkedDaemonProcess(_process_config(tmp_path, smtp_sink)).start()
     address = (proc.cfg.smtp.host, proc.cfg.smtp.port)
     accepted: list[str] = []
     stop = threading.Event()
