@@ -36,3 +36,9 @@ def bot(tmp_path: Path):
     instance = Mailbot(tmp_path)
     yield instance
     instance.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` first: started last, one would keep a parallel run waiting for it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable

@@ -114,13 +114,23 @@ def _ephemeral_range() -> tuple[int, int]:
 
 
 def _listen_range() -> range:
-    """Ports for test servers: outside the ephemeral range, so only an explicit bind takes one."""
+    """Ports for test servers: outside the ephemeral range, so only an explicit bind takes one.
+
+    Under pytest-xdist each worker takes every n-th port of the range, starting at its own
+    number: workers never hand out the same port either.
+    """
     low, high = _ephemeral_range()
     if low - FIRST_TEST_PORT >= 2000:
-        return range(FIRST_TEST_PORT, low)
-    if 65536 - (high + 1) >= 2000:
-        return range(high + 1, 65536)
-    return range(FIRST_TEST_PORT, 65536)  # an unusual setup: the bind check has to do
+        ports = range(FIRST_TEST_PORT, low)
+    elif 65536 - (high + 1) >= 2000:
+        ports = range(high + 1, 65536)
+    else:
+        ports = range(FIRST_TEST_PORT, 65536)  # an unusual setup: the bind check has to do
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        ports = ports[int(worker[2:]) % workers :: workers]
+    return ports
 
 
 def _bindable(host: str, port: int) -> bool:

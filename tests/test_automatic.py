@@ -488,11 +488,16 @@ def test_hostile_bodies_are_handled_quickly(body: bytes) -> None:
 # regression fails. tests/bounce_corpus.py holds the labelling rules, for the bench as for us.
 
 
+# The tests reading `sisimai` (seconds to compute) run on one worker, which computes it once.
+SISIMAI_GROUP = pytest.mark.xdist_group("sisimai-runs")
+
+
 @pytest.fixture(scope="module")
 def sisimai(corpus: Path):
     return {run.title: run for run in bounce_corpus.sisimai_runs(corpus)}
 
 
+@SISIMAI_GROUP
 def test_sisimai_bounces_are_never_human(sisimai) -> None:
     for run in sisimai.values():
         tally = run.groups.get("bounce")
@@ -503,6 +508,7 @@ def test_sisimai_bounces_are_never_human(sisimai) -> None:
         assert len(tally.forwards) <= 1, run.title
 
 
+@SISIMAI_GROUP
 def test_sisimai_recognition_rates(sisimai) -> None:
     run = sisimai["sisimai maildir-bsd, expected.json"]
     bounces = run.groups["bounce"]
@@ -518,6 +524,7 @@ def test_sisimai_recognition_rates(sisimai) -> None:
     assert crlf.right == crlf.total
 
 
+@SISIMAI_GROUP
 def test_sisimai_look_alikes_are_not_bounces(sisimai) -> None:
     tally = sisimai["sisimai maildir-not-bounce (must not be bounces)"].groups["not-bounce"]
     assert tally.human == ["is-not-bounce-01.eml", "is-not-bounce-02.eml"]
@@ -537,6 +544,7 @@ def test_flufl_bounces_and_failed_addresses(corpus: Path) -> None:
     assert score.permanence_ok / score.permanence_cases >= 0.97  # 100 %
 
 
+@SISIMAI_GROUP
 def test_original_message_id_is_found(corpus: Path, sisimai) -> None:
     flufl_run, _ = bounce_corpus.flufl(corpus)
     samples = [s for run in [*sisimai.values(), flufl_run] for s in run.bounces]

@@ -13,6 +13,8 @@ from mailbot.worker import process_pending
 from tests.helpers import WARSAW_NOON, Mailbot
 
 CUSTOMER_FACING = ("ack", "queued")
+# One worker imports the corpus (`imported`, seconds of work) and runs every test that reads it.
+pytestmark = pytest.mark.xdist_group("corpus-import")
 
 
 @pytest.fixture(scope="module")

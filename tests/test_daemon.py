@@ -419,6 +419,7 @@ def test_secrets_never_reach_the_log(tmp_path, dovecot, smtp_sink) -> None:
     assert dovecot.password not in proc.log()
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_stream_loses_nothing_and_acks_once(tmp_path, smtp_sink) -> None:
     """Kill the daemon at random moments (25 times) while customers keep writing."""
     proc = ForkedDaemonProcess(_process_config(tmp_path, smtp_sink)).start()

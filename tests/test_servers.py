@@ -343,3 +343,12 @@ def test_port_allocator_skips_ports_in_use() -> None:
         assert {allocate(), allocate()} == set(free)
         with pytest.raises(RuntimeError, match="no free TCP port"):
             allocate()
+
+
+def test_parallel_workers_draw_from_disjoint_ports(monkeypatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    ports = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        ports.append(set(servers._listen_range()))
+    assert len(ports[0]) > 1000 and len(ports[1]) > 1000 and not ports[0] & ports[1]
