@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import email
+import functools
 import re
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -11,8 +15,9 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from mailbot import config as config_module
-from mailbot.context import Context, open_context
+from mailbot.context import Context, database_path, open_context
 from mailbot.daemon import run_once
+from mailbot.db import Store
 from mailbot.intake import accept
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +73,20 @@ def make_mail(
     return msg.as_bytes()
 
 
+@functools.cache
+def empty_database() -> Path:
+    """An empty database with every migration applied, made once per test process.
+
+    A fresh mailbot starts from a copy: the same file the migrations would write, for ~1 ms
+    instead of ~30 ms of CREATE statements and fsyncs, hundreds of times a test run.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="mailbot-empty-db-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = directory / "mailbot.sqlite3"
+    Store(path).close()
+    return path
+
+
 class Mailbot:
     """A mailbot with its own data dir, driven step by step with an explicit clock."""
 
@@ -80,6 +99,10 @@ class Mailbot:
     ) -> None:
         self.directory = directory
         self.cfg = config_module.load(write_config(directory, extra, settings, **replace))
+        database = database_path(self.cfg)
+        if not database.exists():
+            database.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(empty_database(), database)
         self.ctx: Context = open_context(self.cfg)
         self.delivered: list[EmailMessage] = []
 
