@@ -64,20 +64,20 @@ def pending_work(store: Store, now: datetime | None = None) -> dict[str, int]:
     delivery and timers due to fire. Each stays counted until the transaction that carries it
     out commits, and an outbox row is marked sent only after the relay accepted it, so once all
     three are zero every effect of the mail stored so far has happened (tests wait for this
-    instead of sleeping). Mail still on the IMAP server is not counted: nobody fetched it yet.
+    instead of sleeping). One statement, so one snapshot: counted one by one, a timer could
+    fire between the outbox count and the timers count and be missed by both. Mail still on
+    the IMAP server is not counted: nobody fetched it yet.
     """
     due = to_db(now or datetime.now(UTC))
-    return {
-        "inbound": store.scalar("SELECT count(*) FROM inbound WHERE status = 'pending'"),
-        "outbox": store.scalar(
-            "SELECT count(*) FROM outbox INDEXED BY outbox_due"
-            " WHERE status = 'pending' AND next_attempt_at <= ?",
-            (due,),
-        ),
-        "timers": store.scalar(
-            "SELECT count(*) FROM timers WHERE status = 'scheduled' AND due_at <= ?", (due,)
-        ),
-    }
+    row = store.one(
+        "SELECT (SELECT count(*) FROM inbound WHERE status = 'pending') AS inbound,"
+        " (SELECT count(*) FROM outbox INDEXED BY outbox_due"
+        "  WHERE status = 'pending' AND next_attempt_at <= :due) AS outbox,"
+        " (SELECT count(*) FROM timers WHERE status = 'scheduled' AND due_at <= :due) AS timers",
+        {"due": due},
+    )
+    assert row is not None
+    return dict(row)
 
 
 class Daemon:
