@@ -57,7 +57,7 @@ def mailbot_ingest(raws: list[bytes], directory: Path, profile: bool) -> tuple[f
     if profiler:
         profiler.disable()
     pipeline = time.perf_counter() - started
-    tickets = ctx.store.scalar("SELECT count(*) FROM tickets")
+    tickets = ctx.store.count("tickets")
     ctx.close()
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)

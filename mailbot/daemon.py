@@ -25,7 +25,6 @@ from mailbot import logs, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, database_path, open_context
-from mailbot.store import Store, to_db
 from mailbot.outbox import deliver_due, make_transport, next_due
 from mailbot.worker import process_pending
 
@@ -55,29 +54,6 @@ def run_once(ctx: Context, now: datetime | None = None) -> str:
         f" {counts.quarantined} quarantined; timers: {fired} fired; outbox: {report.sent} sent,"
         f" {report.retried} deferred, {report.failed} failed"
     )
-
-
-def pending_work(store: Store, now: datetime | None = None) -> dict[str, int]:
-    """What is left for the daemon to do at `now`; all zero means it is idle.
-
-    Counts stored mail the worker has not taken through the pipeline, outbox rows due for
-    delivery and timers due to fire. Each stays counted until the transaction that carries it
-    out commits, and an outbox row is marked sent only after the relay accepted it, so once all
-    three are zero every effect of the mail stored so far has happened (tests wait for this
-    instead of sleeping). One statement, so one snapshot: counted one by one, a timer could
-    fire between the outbox count and the timers count and be missed by both. Mail still on
-    the IMAP server is not counted: nobody fetched it yet.
-    """
-    due = to_db(now or datetime.now(UTC))
-    row = store.one(
-        "SELECT (SELECT count(*) FROM inbound WHERE status = 'pending') AS inbound,"
-        " (SELECT count(*) FROM outbox INDEXED BY outbox_due"
-        "  WHERE status = 'pending' AND next_attempt_at <= :due) AS outbox,"
-        " (SELECT count(*) FROM timers WHERE status = 'scheduled' AND due_at <= :due) AS timers",
-        {"due": due},
-    )
-    assert row is not None
-    return dict(row)
 
 
 class Daemon:

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mailbot import config as config_module
-from mailbot.daemon import Daemon, pending_work
+from mailbot.daemon import Daemon
 from mailbot.store import Store
 from tests.helpers import ROOT, write_config
 from tests.servers import Dovecot, SmtpSink, free_port
@@ -61,13 +62,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
 def wait_idle(store: Store, timeout: float = 10.0) -> None:
     """Wait until the daemon has nothing left to do, then return for the caller to assert.
 
-    Idle is `mailbot.daemon.pending_work`: no stored mail waiting for the worker, no outbox
+    Idle is `Store.pending_work`: no stored mail waiting for the worker, no outbox
     row or timer due. What the daemon was going to send has then reached the relay, and
     "nothing was sent" can be asserted without sleeping "long enough".
     """
     deadline = time.monotonic() + timeout
     while True:
-        left = {what: n for what, n in pending_work(store).items() if n}
+        left = {what: n for what, n in store.pending_work(datetime.now(UTC)).items() if n}
         if not left:
             return
         if time.monotonic() > deadline:
@@ -94,9 +95,10 @@ class InProcessDaemon:
         if self.store:
             self.store.close()
 
-    def count(self, sql: str, params: tuple = ()) -> int:
+    def count(self, table: str, **where: object) -> int:
+        """Rows of `table` whose columns equal `where` (Store.count)."""
         assert self.store is not None
-        return int(self.store.scalar(sql, params))
+        return self.store.count(table, **where)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until the daemon has processed, fired and sent everything due (see wait_idle)."""

@@ -775,10 +775,14 @@ def run_one(ctx: Context, raw: bytes, now: datetime = NOW) -> Outcome:
             except Exception:
                 outcome.escaped = traceback.format_exc()
             outcome.seconds = time.perf_counter() - started
-            row = store.one("SELECT status, reason, error FROM inbound WHERE id = ?", (inbound_id,))
+            row = store.inbound.get(inbound_id)
             if row is not None:
-                outcome.status, outcome.reason, outcome.error = row
-            outcome.pending = store.scalar("SELECT count(*) FROM inbound WHERE status = 'pending'")
+                outcome.status, outcome.reason, outcome.error = (
+                    row["status"],
+                    row["reason"],
+                    row["error"],
+                )
+            outcome.pending = store.count("inbound", status="pending")
             raise _Rollback
     except _Rollback:
         pass

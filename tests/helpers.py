@@ -17,8 +17,8 @@ from pathlib import Path
 from mailbot import config as config_module
 from mailbot.context import Context, database_path, open_context
 from mailbot.daemon import run_once
-from mailbot.db import Store
 from mailbot.intake import accept
+from mailbot.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 WARSAW_NOON = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # Monday 11:00 in Warsaw

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from mailbot.context import open_context
-from mailbot.daemon import pending_work
 from mailbot.outbox import deliver_due, make_transport
 from mailbot.worker import process_pending
 from tests.daemon_helpers import (
@@ -48,8 +47,8 @@ def daemon(tmp_path: Path, smtp_sink):
 def test_listener_accepts_the_support_address_and_tags_and_stores_before_250(daemon) -> None:
     send(daemon.smtp_address, make_mail(), ["pomoc@4dustry.com", "POMOC+faktury@4dustry.com"])
     # sendmail returned: the 250 came, so the raw message is committed already.
-    assert daemon.count("SELECT count(*) FROM inbound") == 1
-    row = daemon.store.one("SELECT source, envelope_from, envelope_to FROM inbound")
+    assert daemon.count("inbound") == 1
+    [row] = daemon.store.rows("inbound")
     assert row["source"] == "smtp" and row["envelope_from"] == "jan@klient.pl"
 
 
@@ -66,7 +65,7 @@ def test_listener_is_no_relay(daemon) -> None:
             code, _ = smtp.rcpt(rcpt)
             assert code == 550, rcpt
             smtp.rset()
-    assert daemon.count("SELECT count(*) FROM inbound") == 0
+    assert daemon.count("inbound") == 0
 
 
 def test_listener_refuses_oversize_mail_with_552(tmp_path: Path, smtp_sink) -> None:
@@ -80,9 +79,9 @@ def test_listener_refuses_oversize_mail_with_552(tmp_path: Path, smtp_sink) -> N
             with pytest.raises(smtplib.SMTPResponseException) as info:
                 smtp.sendmail("jan@klient.pl", ["pomoc@4dustry.com"], big)
             assert info.value.smtp_code == 552
-        assert running.count("SELECT count(*) FROM inbound") == 0
+        assert running.count("inbound") == 0
         send(running.smtp_address, make_mail())  # normal mail still fine
-        assert running.count("SELECT count(*) FROM inbound") == 1
+        assert running.count("inbound") == 1
     finally:
         running.stop()
 
@@ -124,7 +123,7 @@ def test_lmtp_listener_answers_per_recipient(tmp_path: Path, smtp_sink) -> None:
             per_recipient = [replies.readline(), replies.readline()]
             assert all(r.startswith(b"250 ") for r in per_recipient), per_recipient
             assert command(b"QUIT").startswith(b"221")
-        assert running.count("SELECT count(*) FROM inbound WHERE source = 'lmtp'") == 1
+        assert running.count("inbound", source="lmtp") == 1
     finally:
         running.stop()
 
@@ -141,7 +140,7 @@ def test_mail_sent_to_the_listener_is_acknowledged_through_the_sink(daemon, smtp
 
 
 def _tickets(running: InProcessDaemon) -> int:
-    return running.count("SELECT count(*) FROM tickets")
+    return running.count("tickets")
 
 
 def test_mail_appended_to_dovecot_becomes_a_ticket_and_an_ack(tmp_path, dovecot, smtp_sink) -> None:
@@ -203,7 +202,7 @@ def test_dovecot_restart_mid_run_loses_nothing(tmp_path, dovecot, smtp_sink) -> 
         for n in range(5):
             dovecot.append(make_mail(sender=f"b{n}@firma-b.pl"))
         wait_until(lambda: _tickets(running) == 6, 30, "all six after the restart")
-        assert running.count("SELECT count(*) FROM inbound") == 6
+        assert running.count("inbound") == 6
     finally:
         running.stop()
 
@@ -229,8 +228,8 @@ def test_uidvalidity_change_duplicates_nothing(tmp_path, dovecot, smtp_sink) -> 
             ),
             10,
         )
-        assert running.count("SELECT count(*) FROM inbound") == 4
-        assert running.count("SELECT count(*) FROM outbox WHERE template = 'ack'") == 4
+        assert running.count("inbound") == 4
+        assert running.count("outbox", template="ack") == 4
     finally:
         running.stop()
 
@@ -270,14 +269,14 @@ def _outbox_setup(tmp_path: Path, smtp_sink):
 
 def test_sink_down_then_back_delivers_each_message_exactly_once(tmp_path, smtp_sink) -> None:
     bot = _outbox_setup(tmp_path, smtp_sink)
-    rows = bot.ctx.store.scalar("SELECT count(*) FROM outbox")
+    rows = bot.ctx.store.count("outbox")
     smtp_sink.stop()
     now = datetime.now(UTC)
     transport = make_transport(bot.cfg)
     report = deliver_due(bot.ctx, transport, now)
     assert (report.sent, report.retried) == (0, rows)
-    retry_at = bot.ctx.store.scalar("SELECT min(next_attempt_at) FROM outbox")
-    assert datetime.fromisoformat(retry_at) > now + timedelta(seconds=20)  # backed off
+    retry_at = bot.ctx.store.outbox.next_due()  # every row is pending
+    assert retry_at is not None and retry_at > now + timedelta(seconds=20)  # backed off
     assert deliver_due(bot.ctx, transport, now + timedelta(seconds=5)).sent == 0  # not yet due
     smtp_sink.start()
     report = deliver_due(bot.ctx, transport, now + timedelta(minutes=2))
@@ -292,23 +291,24 @@ def test_sink_down_then_back_delivers_each_message_exactly_once(tmp_path, smtp_s
 
 def test_4xx_is_retried_with_growing_backoff_and_5xx_is_final(tmp_path, smtp_sink) -> None:
     bot = _outbox_setup(tmp_path, smtp_sink)
-    rows = bot.ctx.store.scalar("SELECT count(*) FROM outbox")
+    rows = bot.ctx.store.count("outbox")
     now = datetime.now(UTC)
     transport = make_transport(bot.cfg)
     smtp_sink.fail_with(451, "4.3.0 try later", times=rows)
     deliver_due(bot.ctx, transport, now)
-    first = datetime.fromisoformat(bot.ctx.store.scalar("SELECT min(next_attempt_at) FROM outbox"))
+    first = bot.ctx.store.outbox.next_due()
     smtp_sink.fail_with(452, "4.3.1 still busy", times=rows)
     deliver_due(bot.ctx, transport, now + timedelta(hours=1))
-    second = datetime.fromisoformat(bot.ctx.store.scalar("SELECT min(next_attempt_at) FROM outbox"))
+    second = bot.ctx.store.outbox.next_due()
+    assert first is not None and second is not None
     assert (second - (now + timedelta(hours=1))) > (first - now)  # exponential
     smtp_sink.fail_with(550, "5.1.1 no such user", times=1)
     deliver_due(bot.ctx, transport, now + timedelta(hours=3))
     transport.close()
-    failed = bot.ctx.store.all("SELECT * FROM outbox WHERE status = 'failed'")
+    failed = bot.ctx.store.rows("outbox", status="failed")
     assert len(failed) == 1 and "550" in failed[0]["last_error"] and failed[0]["attempts"] == 3
     assert len(smtp_sink.messages) == rows - 1
-    events = bot.ctx.store.all("SELECT kind FROM events WHERE kind = 'delivery-failed'")
+    events = bot.ctx.store.rows("events", kind="delivery-failed")
     assert len(events) == 1
     bot.close()
 
@@ -337,15 +337,15 @@ def test_smtp_transport_authenticates_with_a_secret_file(tmp_path, smtp_sink) ->
 
 def test_pending_work_is_what_run_once_still_has_to_do(bot) -> None:
     idle = {"inbound": 0, "outbox": 0, "timers": 0}
-    assert pending_work(bot.ctx.store, WARSAW_NOON) == idle
+    assert bot.ctx.store.pending_work(WARSAW_NOON) == idle
     bot.feed(make_mail())
-    assert pending_work(bot.ctx.store, WARSAW_NOON) == idle | {"inbound": 1}
+    assert bot.ctx.store.pending_work(WARSAW_NOON) == idle | {"inbound": 1}
     process_pending(bot.ctx, WARSAW_NOON)
-    left = pending_work(bot.ctx.store, WARSAW_NOON)
+    left = bot.ctx.store.pending_work(WARSAW_NOON)
     assert left["inbound"] == 0 and left["outbox"] >= 1  # the ack and the agents' notices
     bot.run()
-    assert pending_work(bot.ctx.store, WARSAW_NOON) == idle  # the SLA timers are due later
-    assert pending_work(bot.ctx.store, WARSAW_NOON + timedelta(days=30))["timers"] >= 1
+    assert bot.ctx.store.pending_work(WARSAW_NOON) == idle  # the SLA timers are due later
+    assert bot.ctx.store.pending_work(WARSAW_NOON + timedelta(days=30))["timers"] >= 1
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
@@ -456,9 +456,8 @@ def test_kill_9_during_a_stream_loses_nothing_and_acks_once(tmp_path, smtp_sink)
         # it is not in `accepted`, yet it became a ticket: wait for the outbox to drain.
         wait_until(
             lambda: (
-                watcher.store.scalar("SELECT count(*) FROM inbound WHERE status = 'pending'") == 0
-                and watcher.store.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
-                == 0
+                watcher.store.count("inbound", status="pending") == 0
+                and watcher.store.count("outbox", status="pending") == 0
                 and len({r for m in smtp_sink.messages for r in m.rcpt_tos if "klient" in r})
                 >= len(accepted)
             ),
@@ -470,10 +469,10 @@ def test_kill_9_during_a_stream_loses_nothing_and_acks_once(tmp_path, smtp_sink)
         proc.stop()
     ctx = open_context(proc.cfg)
     try:
-        stored = {r["requester"] for r in ctx.store.all("SELECT requester FROM tickets")}
+        stored = {r["requester"] for r in ctx.store.rows("tickets")}
         assert set(accepted) <= stored  # every 250 became a ticket
-        assert ctx.store.scalar("SELECT count(*) FROM tickets") == len(stored)  # none twice
-        acks = ctx.store.all("SELECT to_addr FROM outbox WHERE template = 'ack'")
+        assert ctx.store.count("tickets") == len(stored)  # none twice
+        acks = ctx.store.rows("outbox", template="ack")
         assert len(acks) == len({a["to_addr"] for a in acks})  # one ack per customer
     finally:
         ctx.close()

@@ -109,7 +109,7 @@ def test_two_autoresponders_stop_at_the_rate_limit(tmp_path, smtp_sink) -> None:
                 )
                 with smtplib.SMTP(*running.smtp_address) as smtp:
                     smtp.sendmail(robot, ["pomoc@4dustry.com"], reply)
-        stored = running.count("SELECT count(*) FROM inbound")
+        stored = running.count("inbound")
     finally:
         running.stop()
     to_robot = [d for d in smtp_sink.messages if robot in d.rcpt_tos]
@@ -126,12 +126,12 @@ def test_bounce_of_our_ack_lands_on_the_ticket_and_stops_automatic_mail(bot) -> 
     sent = len(bot.outbox())
     bot.deliver(dsn_for(ack["Message-ID"]), now=WARSAW_NOON + timedelta(minutes=5))
     assert len(bot.outbox()) == sent  # no reply to a bounce, ever
-    [note] = bot.ctx.store.all("SELECT * FROM messages WHERE kind = 'system' AND direction = 'in'")
+    [note] = bot.ctx.store.rows("messages", kind="system", direction="in")
     assert note["ticket_id"] == 1 and "jan@klient.pl" in note["text"] and "5.1.1" in note["text"]
     # The address is undeliverable for a while: no more automatic mail to it...
     bot.deliver(make_mail(subject="Nowa sprawa"), now=WARSAW_NOON + timedelta(hours=1))
     assert len([m for m in bot.outbox() if m["To"] == "jan@klient.pl"]) == 1
-    events = bot.ctx.store.all("SELECT detail FROM events WHERE kind = 'no-answer'")
+    events = bot.ctx.store.rows("events", kind="no-answer")
     assert events and "hard bounce" in events[0]["detail"]
     # ...and again after undeliverable_days.
     bot.deliver(make_mail(subject="Po tygodniu"), now=WARSAW_NOON + timedelta(days=8))
@@ -309,5 +309,5 @@ def test_25_mb_message_is_processed(bot) -> None:
     assert 24_000_000 < len(raw) < 25_000_000
     inbound_id = bot.deliver(raw)
     assert bot.inbound(inbound_id)["status"] == "processed"
-    [att] = bot.ctx.store.all("SELECT size FROM attachments")
+    [att] = bot.ctx.store.rows("attachments")
     assert att["size"] == 256 * (17 * 4096)

@@ -97,7 +97,7 @@ def test_replies_thread_by_headers(bot, prefix: str) -> None:
     )
     bot.deliver(reply, now=WARSAW_NOON + timedelta(hours=1))
     assert len(bot.tickets()) == 1
-    texts = [r["text"] for r in bot.ctx.store.all("SELECT text FROM messages WHERE direction='in'")]
+    texts = [r["text"] for r in bot.ctx.store.rows("messages", direction="in")]
     assert texts[-1].strip() == "Dodatkowe informacje."
 
 
@@ -122,7 +122,7 @@ def test_subject_tag_threads_only_for_participants(bot) -> None:
     bot.deliver(stranger, now=WARSAW_NOON + timedelta(hours=2))
     tickets = bot.tickets()
     assert len(tickets) == 2 and tickets[1]["requester"] == "intruz@zly.pl"
-    events = bot.ctx.store.all("SELECT detail FROM events WHERE ticket_id = ?", (tickets[1]["id"],))
+    events = bot.ctx.store.events.of_ticket(tickets[1]["id"])
     assert any("does not take part" in e["detail"] for e in events)
     # Nothing of ticket 1 reached the stranger: only their own ack.
     to_stranger = [m for m in bot.outbox() if m["To"] == "intruz@zly.pl"]
@@ -242,7 +242,7 @@ def test_out_of_office_reply_to_our_ack_is_kept_on_the_ticket_without_answer(bot
     count = len(bot.outbox())
     bot.deliver(ooo, now=WARSAW_NOON + timedelta(minutes=1))
     assert len(bot.outbox()) == count
-    kinds = [r["kind"] for r in bot.ctx.store.all("SELECT kind FROM messages WHERE direction='in'")]
+    kinds = [r["kind"] for r in bot.ctx.store.rows("messages", direction="in")]
     assert kinds == ["customer", "auto"]
 
 
@@ -260,7 +260,7 @@ def test_same_message_twice_is_one_message(bot) -> None:
     second = bot.deliver(resent)
     assert bot.inbound(second)["status"] == "duplicate"
     assert len(bot.tickets()) == 1
-    assert bot.ctx.store.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == 1
+    assert bot.ctx.store.count("messages", direction="in") == 1
 
 
 def test_raw_bytes_are_kept_byte_identical(bot) -> None:
@@ -316,7 +316,7 @@ def test_attachments_are_stored_under_generated_names(bot) -> None:
         b"\x89PNG fake", maintype="image", subtype="png", filename="../../etc/passwd"
     )
     bot.deliver(msg.as_bytes())
-    [att] = [dict(r) for r in bot.ctx.store.all("SELECT * FROM attachments")]
+    [att] = [dict(r) for r in bot.ctx.store.rows("attachments")]
     assert att["filename"] == "passwd"
     assert att["path"].startswith("attachments/") and "passwd" not in att["path"]
     assert (bot.cfg.mailbot.data_dir / att["path"]).read_bytes() == b"\x89PNG fake"
@@ -333,7 +333,8 @@ def test_template_syntax_in_customer_mail_stays_literal(bot) -> None:
 def test_outbox_delivery_is_exactly_once_even_if_marking_failed(bot) -> None:
     bot.deliver(make_mail())
     before = len(bot.outbox())
-    bot.ctx.store.execute("UPDATE outbox SET status = 'pending'")  # as if a crash hit mid-pass
+    for row in bot.ctx.store.rows("outbox"):  # as if a crash hit mid-pass
+        bot.ctx.store.outbox.update(row["id"], {"status": "pending"})
     # An hour later: the rows are due again, and no SLA reminder is yet (the mail came at
     # WARSAW_NOON; a run on the real clock would see its breach notice from 2026-12-02 on).
     bot.run(now=WARSAW_NOON + timedelta(hours=1))

@@ -42,12 +42,7 @@ WED_10 = warsaw(2026, 12, 2, 10, 0)
 
 def delivered(bot: Mailbot, template: str, to: str | None = None) -> list[EmailMessage]:
     """Mail of one template that the transport actually delivered (optionally to one address)."""
-    ids = {
-        row["message_id"]
-        for row in bot.ctx.store.all(
-            "SELECT message_id FROM outbox WHERE template = ?", (template,)
-        )
-    }
+    ids = {row["message_id"] for row in bot.ctx.store.rows("outbox", template=template)}
     return [m for m in bot.outbox() if m["Message-ID"] in ids and (to is None or m["To"] == to)]
 
 
@@ -161,7 +156,7 @@ def test_an_answer_stops_every_reminder(bot: Mailbot) -> None:
     for day in range(5):
         bot.run(now=MON_10 + timedelta(days=day, hours=8))
     assert reminders(bot) == []
-    statuses = {r["status"] for r in bot.ctx.store.all("SELECT status FROM timers")}
+    statuses = {r["status"] for r in bot.ctx.store.rows("timers")}
     assert statuses == {"cancelled"}
 
 
@@ -228,7 +223,7 @@ def test_restart_between_scheduling_and_firing_sends_each_reminder_once(tmp_path
     final = Mailbot(tmp_path)
     try:
         assert reminders(final) == [f"sla_warning→{ANNA}"] * 2 + [f"sla_breach→{LEAD}"]
-        fired = final.ctx.store.all("SELECT kind, status FROM timers ORDER BY id")
+        fired = final.ctx.store.rows("timers")
         assert [(r["kind"], r["status"]) for r in fired] == [
             ("sla_warning", "fired"),
             ("sla_warning", "fired"),
@@ -278,7 +273,7 @@ def test_a_page_at_2330_waits_until_0700_next_day(bot: Mailbot) -> None:
     bot.run(now=warsaw(2026, 12, 1, 7, 30))
     [page] = delivered(bot, "manager_urgent")
     assert page["To"] == MANAGER
-    events = [r["kind"] for r in bot.ctx.store.all("SELECT kind FROM events WHERE ticket_id = 1")]
+    events = [r["kind"] for r in bot.ctx.store.events.of_ticket(1)]
     assert "manager-deferred" in events and "manager-paged" in events
 
 
@@ -458,9 +453,7 @@ def test_scheduler_reload_recomputes_deadlines(tmp_path: Path) -> None:
             datetime.fromisoformat(bot.tickets()[0]["created_at"]), new.sla.first_response
         )
         assert due_of(bot) == expected.astimezone(WARSAW) != due_before
-        [breach] = bot.ctx.store.all(
-            "SELECT due_at FROM timers WHERE kind = 'sla_breach' AND status = 'scheduled'"
-        )
+        [breach] = bot.ctx.store.rows("timers", kind="sla_breach", status="scheduled")
         assert datetime.fromisoformat(breach["due_at"]) == expected
     finally:
         bot.close()
@@ -493,9 +486,9 @@ def test_background_scheduler_fires_a_near_timer_once(bot: Mailbot, monkeypatch)
     finally:
         timers.shutdown()
     assert fired == [timer_id] and woken == [True]
-    status = bot.ctx.store.scalar("SELECT status FROM timers WHERE id = ?", (timer_id,))
+    status = bot.ctx.store.timers.get(timer_id)["status"]
     assert status == "fired"
-    assert bot.ctx.store.scalar("SELECT count(*) FROM events WHERE kind = 'ping'") == 1
+    assert bot.ctx.store.count("events", kind="ping") == 1
 
 
 def test_background_scheduler_holds_near_timers_and_drops_cancelled_ones(bot: Mailbot) -> None:
@@ -531,13 +524,13 @@ def test_a_failing_handler_is_retried_then_marked_failed(bot: Mailbot, monkeypat
         bot.ctx.store.timers.add(kind="test_broken", due=MON_10, now=MON_10, ticket_id=None)
     for minute in range(5):
         bot.run(now=MON_10 + timedelta(minutes=minute))
-    row = bot.ctx.store.one("SELECT status, attempts, error FROM timers")
+    [row] = bot.ctx.store.rows("timers")
     assert row is not None
     assert (row["status"], row["attempts"]) == ("failed", bot.cfg.mailbot.max_attempts)
     assert "template missing" in row["error"]
     store = bot.ctx.store
-    assert store.scalar("SELECT count(*) FROM events WHERE kind = 'half-done'") == 0
-    assert store.scalar("SELECT count(*) FROM events WHERE kind = 'timer-failed'") == 1
+    assert store.count("events", kind="half-done") == 0
+    assert store.count("events", kind="timer-failed") == 1
 
 
 # -- through the running daemon ----------------------------------------------------------------
@@ -568,7 +561,7 @@ def test_a_breach_overdue_while_the_daemon_was_down_reaches_the_sink_once(
     assert not _to(smtp_sink, ANNA)[1:]  # the late warnings were not sent: only the notification
     again = InProcessDaemon(tmp_path, settings).start()  # a restart repeats nothing
     try:
-        assert again.count("SELECT count(*) FROM timers WHERE status = 'scheduled'") == 0
+        assert again.count("timers", status="scheduled") == 0
         again.wait_idle()  # a wrongly re-fired timer's mail would have reached the sink now
     finally:
         again.stop()
@@ -596,7 +589,7 @@ def test_reloading_the_running_daemon_recomputes_deadlines(tmp_path: Path, smtp_
     try:
         with smtplib.SMTP(*running.smtp_address, timeout=10) as smtp:
             smtp.sendmail("jan@klient.pl", ["pomoc@4dustry.com"], make_mail())
-        wait_until(lambda: running.count("SELECT count(*) FROM tickets"), 5, "the ticket")
+        wait_until(lambda: running.count("tickets"), 5, "the ticket")
         assert running.store is not None
         before = running.store.tickets.get(1)
         assert before is not None

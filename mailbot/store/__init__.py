@@ -8,6 +8,7 @@ names, never SQL; a second database backend would plug in here.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from mailbot.store import (
@@ -42,3 +43,25 @@ class Store(Connection):
         self.timers = timers.Timers(self)
         self.escalations = escalations.Escalations(self)
         self.addresses = addresses.Addresses(self)
+
+    def pending_work(self, now: datetime) -> dict[str, int]:
+        """What is left for the daemon to do at `now`; all zero means it is idle.
+
+        Counts stored mail the worker has not taken through the pipeline, outbox rows due for
+        delivery and timers due to fire. Each stays counted until the transaction that carries
+        it out commits, and an outbox row is marked sent only after the relay accepted it, so
+        once all three are zero every effect of the mail stored so far has happened (tests wait
+        for this instead of sleeping). One statement, so one snapshot: counted one by one, a
+        timer could fire between the outbox count and the timers count and be missed by both.
+        Mail still on the IMAP server is not counted: nobody fetched it yet.
+        """
+        row = self.one(
+            "SELECT (SELECT count(*) FROM inbound WHERE status = 'pending') AS inbound,"
+            " (SELECT count(*) FROM outbox INDEXED BY outbox_due"
+            "  WHERE status = 'pending' AND next_attempt_at <= :due) AS outbox,"
+            " (SELECT count(*) FROM timers WHERE status = 'scheduled' AND due_at <= :due)"
+            " AS timers",
+            {"due": to_db(now)},
+        )
+        assert row is not None
+        return dict(row)
