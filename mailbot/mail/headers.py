@@ -1,9 +1,10 @@
 """Lenient access to a parsed message's headers: raw values, decoded once, never raising.
 
 The stdlib header registry (policy.default) parses a header anew on every access and raises on
-some malformed values, so mailbot reads the raw (name, value) pairs instead. The index of a
-message is built on first use and kept on the message object: inbound messages are not
-modified after parsing.
+some malformed values, so mailbot reads the raw (name, value) pairs instead. A message's header
+block is indexed on first use, and decoded values and address lists are remembered, in one
+`_Headers` per message, held while the message lives. Inbound messages are not modified after
+parsing; a copy of one (copy, deepcopy, pickle) is a new message and gets its own index.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import email.header
 import email.utils
 import re
+import threading
+import weakref
 from email.message import Message
 
 from mailbot.mail.charsets import decode_bytes
@@ -19,28 +22,53 @@ MSGID_RE = re.compile(r"<[^<>\s]{1,250}>")
 FOLD_RE = re.compile(r"\r?\n[ \t]")
 # Control characters never belong in a header value we show or reuse.
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_INDEX = "_mailbot_raw_headers"
-_DECODED = "_mailbot_decoded_headers"
-_PAIRS = "_mailbot_address_pairs"
+
+
+class _Headers:
+    """What has been read from one message's header block, by lower-cased name."""
+
+    __slots__ = ("decoded", "pairs", "raw")
+
+    def __init__(self, msg: Message) -> None:
+        self.raw = _read_raw(msg)  # raw values, folding kept
+        self.decoded: dict[str, list[str]] = {}  # decoded, unfolded values
+        self.pairs: dict[str, tuple[tuple[str, str], ...]] = {}  # getaddresses() results
+
+
+# Weak keys: an entry goes when its message goes. SMTP, IMAP, the pipeline worker and the CLI
+# parse in different threads; each message is read by the thread that parsed it, the lock
+# only keeps one index per message if two threads ever index the same one at once.
+_HEADERS: weakref.WeakKeyDictionary[Message, _Headers] = weakref.WeakKeyDictionary()
+_HEADERS_LOCK = threading.Lock()
+
+
+def _headers(msg: Message) -> _Headers:
+    state = _HEADERS.get(msg)
+    if state is None:
+        state = _Headers(msg)
+        with _HEADERS_LOCK:
+            state = _HEADERS.setdefault(msg, state)
+    return state
+
+
+def _read_raw(msg: Message) -> dict[str, list[str]]:
+    index: dict[str, list[str]] = {}
+    try:
+        items = list(msg.raw_items())
+    except Exception:  # a pathological header block reads as no headers
+        items = []
+    for key, value in items:
+        value = str(value)
+        if not value.isascii():
+            # Raw 8-bit header bytes arrive as surrogate escapes: decode them properly.
+            value = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+        index.setdefault(str(key).lower(), []).append(value)
+    return index
 
 
 def raw_index(msg: Message) -> dict[str, list[str]]:
-    """Lower-cased header name → raw values (unfolding left to the caller)."""
-    index = msg.__dict__.get(_INDEX)
-    if index is None:
-        index = {}
-        try:
-            items = list(msg.raw_items())
-        except Exception:  # a pathological header block reads as no headers
-            items = []
-        for key, value in items:
-            value = str(value)
-            if not value.isascii():
-                # Raw 8-bit header bytes arrive as surrogate escapes: decode them properly.
-                value = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
-            index.setdefault(str(key).lower(), []).append(value)
-        msg.__dict__[_INDEX] = index
-    return index
+    """Lower-cased header name → raw values (unfolding left to the caller); do not modify."""
+    return _headers(msg).raw
 
 
 def raw_values(msg: Message, name: str) -> list[str]:
@@ -70,10 +98,10 @@ def decode_header_text(raw: str) -> str:
 def header_values(msg: Message, name: str) -> list[str]:
     """Every value of a header, decoded and unfolded; [] when absent."""
     name = name.lower()
-    decoded = msg.__dict__.setdefault(_DECODED, {})
-    values = decoded.get(name)
+    state = _headers(msg)
+    values = state.decoded.get(name)
     if values is None:
-        values = decoded[name] = [decode_header_text(v) for v in raw_values(msg, name)]
+        values = state.decoded[name] = [decode_header_text(v) for v in state.raw.get(name, [])]
     return values
 
 
@@ -83,33 +111,18 @@ def header_value(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
-def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
+def _address_pairs(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
     """getaddresses() over the unfolded raw values, once per message and header."""
     name = name.lower()
-    cache = msg.__dict__.setdefault(_PAIRS, {})
-    pairs = cache.get(name)
+    state = _headers(msg)
+    pairs = state.pairs.get(name)
     if pairs is None:
-        unfolded = tuple(FOLD_RE.sub(" ", v) for v in raw_values(msg, name))
-        pairs = cache[name] = _getaddresses(unfolded) if unfolded else []
-    return pairs
-
-
-_ADDRESS_CACHE: dict[tuple[str, ...], list[tuple[str, str]]] = {}
-
-
-def _getaddresses(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    """email.utils.getaddresses, remembered: To/Cc/From values repeat across a mail stream and
-    the stdlib address parser is slow pure Python (a tenth of a millisecond per message)."""
-    pairs = _ADDRESS_CACHE.get(values)
-    if pairs is None:
+        unfolded = [FOLD_RE.sub(" ", v) for v in state.raw.get(name, [])]
         try:
-            pairs = email.utils.getaddresses(list(values))
+            pairs = tuple(email.utils.getaddresses(unfolded)) if unfolded else ()
         except Exception:  # getaddresses can trip on exotic input
-            pairs = [("", v) for v in values]
-        if sum(map(len, values)) < 2000:
-            if len(_ADDRESS_CACHE) >= 4096:
-                _ADDRESS_CACHE.clear()
-            _ADDRESS_CACHE[values] = pairs
+            pairs = tuple(("", v) for v in unfolded)
+        state.pairs[name] = pairs
     return pairs
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import email
 import email.utils
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import errors
 from email.feedparser import BytesFeedParser
 from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
-from typing import ClassVar
+from functools import lru_cache
 
 from mailbot.mail.headers import (
     addresses,
@@ -140,27 +139,18 @@ class MemoizingPolicy(EmailPolicy):
     EmailPolicy parses a header through the header registry on *every* access, and the parser
     itself asks each part for its Content-Type and Content-Transfer-Encoding. In a stream of
     mail the same values ("text/plain; charset=utf-8", "base64") come again and again, so the
-    parsed (immutable) header objects are kept in a bounded cache. Behaviour is that of
-    policy.default; only repeated work is skipped.
+    parsed (immutable) header objects are kept in a bounded, thread-safe lru_cache. Behaviour
+    is that of policy.default; only repeated work is skipped.
     """
 
-    _cache: ClassVar[dict[tuple[str, str], object]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-    CACHE_SIZE: ClassVar[int] = 4096
-
     def header_fetch_parse(self, name: str, value: str):
-        if hasattr(value, "name"):
-            return value
-        key = (name, value)
-        header = self._cache.get(key)
-        if header is None:
-            header = super().header_fetch_parse(name, value)
-            if len(value) < 1000:  # long values are rare repeats; keep the cache small
-                with self._lock:
-                    if len(self._cache) >= self.CACHE_SIZE:
-                        self._cache.clear()
-                    self._cache[key] = header
-        return header
+        if hasattr(value, "name") or len(value) >= 1000:  # long values are rare repeats
+            return super().header_fetch_parse(name, value)
+        return _parse_header(self, name, value)
+
+
+# EmailPolicy's own header_fetch_parse, remembered per (policy, name, value).
+_parse_header = lru_cache(maxsize=4096)(EmailPolicy.header_fetch_parse)
 
 
 POLICY = MemoizingPolicy()
