@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
+from mailbot.mail.limits import HEADER_END_RE
 from mailbot.store import Store
 
-HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 MESSAGE_ID_RE = re.compile(rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]{1,250}>)", re.I | re.M)
 
 

@@ -1,5 +1,5 @@
 """Header caches: per-message state that is not kept on the message, bounded thread-safe module
-caches."""
+caches; one header-end pattern and one set of Polish letters."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
 
-from mailbot.mail import headers
+import pytest
+
+from mailbot import intake
+from mailbot.mail import charsets, headers, limits
 from mailbot.mail import parse as parse_module
 from mailbot.mail.headers import address_specs, header_value, raw_index
 from mailbot.mail.parse import parse
+from mailbot.pipeline import classify
 
 
 def mail(n: int) -> bytes:
@@ -103,3 +107,28 @@ def test_the_header_object_cache_is_bounded_and_shared() -> None:
     # The same Content-Type value in two messages: one parsed header object for both.
     assert first["Content-Type"] is second["Content-Type"]
     assert first.get_content_charset() == "iso-8859-2"
+
+
+def test_one_header_end_pattern() -> None:
+    assert intake.HEADER_END_RE is limits.HEADER_END_RE
+    assert parse_module.HEADER_END_RE is limits.HEADER_END_RE
+
+
+def test_one_set_of_polish_letters() -> None:
+    letters, signal = charsets.POLISH_LETTERS, classify.POLISH_SIGNAL_LETTERS
+    assert letters == set("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
+    assert classify.POLISH_LETTERS is letters  # imported, not defined again
+    assert signal == letters - {"ó", "Ó"}
+
+
+@pytest.mark.parametrize(
+    ("text", "default", "language"),
+    [
+        ("Invoice for Óscar Gómez, León", "en", "en"),  # ó alone: Spanish names, not Polish
+        ("Factura pendiente: información del envío", "en", "en"),
+        ("Zamówienie: błąd przy dostawie", "en", "pl"),
+        ("Góra", "pl", "pl"),  # no signal at all: the default
+    ],
+)
+def test_polish_letters_in_language_detection(text: str, default: str, language: str) -> None:
+    assert classify.detect_language(text, ("pl", "en"), default)[0] == language

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import unicodedata
 
+# The one definition of the Polish letters; mailbot.pipeline.classify derives its set from it.
 POLISH_LETTERS = frozenset("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
 # Characters a wrong single-byte charset produces from Polish text (¹ ¿ ³ ¥ ± ¶ ¼ ...).
 MOJIBAKE_HINTS = frozenset("¹¿³¥±¶¼¦¬ªº¯£ñæêœŸŒ\x80\x81\x8a\x8c\x8f\x9a\x9c\x9f")

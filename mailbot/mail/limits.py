@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+# The blank line that ends a header block (intake, limits and parse look for it).
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 # Patterns start with a literal ("content-", "--") so the regex engine can skip ahead to it;
 # whether the match starts a line (after CR or LF, as the parser sees lines) is checked after.

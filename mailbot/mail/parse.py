@@ -26,6 +26,7 @@ from mailbot.mail.headers import (
     message_ids,
 )
 from mailbot.mail.html import html_to_text
+from mailbot.mail.limits import HEADER_END_RE
 from mailbot.mail.mime import (
     DSN_TYPES,
     MESSAGE_TYPES,
@@ -164,7 +165,7 @@ def _repair_header_block(raw: bytes) -> bytes | None:
     A stray line among the headers ends the header block for the parser, which would lose
     From, Subject and everything after it.
     """
-    end = re.search(rb"\r?\n\r?\n", raw)
+    end = HEADER_END_RE.search(raw)
     head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
     lines = head.splitlines(keepends=True)
     kept = [line for line in lines if HEADER_LINE_RE.match(line)]

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 
 from mailbot import loops
-from mailbot.mail.charsets import fold
+from mailbot.mail.charsets import POLISH_LETTERS, fold
 from mailbot.mail.headers import addresses, header_values
 from mailbot.pipeline import Job, Loop, Quarantine, Sender, Step
 
@@ -128,7 +128,10 @@ STOPWORDS = {
         ]
     ),
 }
-POLISH_LETTERS = frozenset("ąćęłńśźżĄĆĘŁŃŚŹŻ")
+# Letters that mark a text as Polish: all Polish letters but ó, which Spanish, Portuguese,
+# Catalan, Hungarian, Czech and Slovak use too (an English mail signed "José Gómez" is not
+# Polish). Polish text has plenty of the others, which are far more frequent together.
+POLISH_SIGNAL_LETTERS = POLISH_LETTERS - {"ó", "Ó"}
 WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 AUTH_RESULT_RE = re.compile(r"\bdmarc\s*=\s*(\w+)", re.I)
 HEADER_FROM_RE = re.compile(r"\bheader\.from\s*=\s*\"?([^\s;\"]+)", re.I)
@@ -145,7 +148,7 @@ def detect_language(text: str, languages: tuple[str, ...], default: str) -> tupl
     if "pl" in scores:
         # Polish diacritics are a strong signal even in short messages.
         head = text[:4000]
-        scores["pl"] += 2 * sum(map(head.count, POLISH_LETTERS))
+        scores["pl"] += 2 * sum(map(head.count, POLISH_SIGNAL_LETTERS))
     if not scores or max(scores.values()) == 0:
         return default, f"no language signal; default {default}"
     best = max(scores, key=lambda lang: (scores[lang], lang == default))
