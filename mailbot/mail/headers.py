@@ -1,10 +1,10 @@
-"""Lenient access to a parsed message's headers: raw values, decoded once, never raising.
+"""Lenient access to a parsed message's headers: raw values, decoded on demand, never raising.
 
 The stdlib header registry (policy.default) parses a header anew on every access and raises on
 some malformed values, so mailbot reads the raw (name, value) pairs instead. A message's header
-block is indexed on first use, and decoded values and address lists are remembered, in one
-`_Headers` per message, held while the message lives. Inbound messages are not modified after
-parsing; a copy of one (copy, deepcopy, pickle) is a new message and gets its own index.
+block is indexed on first use, and its parsed address lists are remembered, in one `_Headers`
+per message, held while the message lives. Inbound messages are not modified after parsing; a
+copy of one (copy, deepcopy, pickle) is a new message and gets its own index.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 class _Headers:
     """What has been read from one message's header block, by lower-cased name."""
 
-    __slots__ = ("decoded", "pairs", "raw")
+    __slots__ = ("pairs", "raw")
 
     def __init__(self, msg: Message) -> None:
         self.raw = _read_raw(msg)  # raw values, folding kept
-        self.decoded: dict[str, list[str]] = {}  # decoded, unfolded values
-        self.pairs: dict[str, tuple[tuple[str, str], ...]] = {}  # getaddresses() results
+        # getaddresses() results: parsing and the automatic-mail rules read From eight times
+        # a message, and the stdlib address parser is slow pure Python.
+        self.pairs: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 # Weak keys: an entry goes when its message goes. SMTP, IMAP, the pipeline worker and the CLI
@@ -97,12 +98,7 @@ def decode_header_text(raw: str) -> str:
 
 def header_values(msg: Message, name: str) -> list[str]:
     """Every value of a header, decoded and unfolded; [] when absent."""
-    name = name.lower()
-    state = _headers(msg)
-    values = state.decoded.get(name)
-    if values is None:
-        values = state.decoded[name] = [decode_header_text(v) for v in state.raw.get(name, [])]
-    return values
+    return [decode_header_text(v) for v in raw_values(msg, name)]
 
 
 def header_value(msg: Message, name: str) -> str:
