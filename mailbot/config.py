@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailbot.mail.charsets import fold
 from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,6 +52,15 @@ class Topic:
     name: str
     keywords: tuple[str, ...]
     agents: tuple[str, ...]
+    names: tuple[tuple[str, str], ...] = ()  # (language, name): `names = { pl = "logistyka" }`
+
+    def name_in(self, language: str) -> str:
+        """What the topic is called in `language` (its `name` when not given)."""
+        return dict(self.names).get(language, self.name)
+
+    def spellings(self) -> set[str]:
+        """Every name of the topic, folded (lower case, no diacritics)."""
+        return {fold(n) for n in (self.name, *dict(self.names).values())}
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,16 @@ class Config:
 
     def manager_for(self, address: str) -> Manager | None:
         return next((m for m in self.managers if m.serves(address)), None)
+
+    def find_topic(self, name: str) -> Topic | None:
+        """A topic by any of its names, ignoring case and diacritics ("Logistyka", "logistics")."""
+        wanted = fold(" ".join(name.split()))
+        return next((t for t in self.topics if wanted in t.spellings()), None)
+
+    def topic_name(self, name: str | None, language: str) -> str:
+        """A ticket's topic as a reader of `language` calls it ('' for none)."""
+        topic = next((t for t in self.topics if t.name == name), None)
+        return topic.name_in(language) if topic else name or ""
 
 
 # ---------------------------------------------------------------------------
@@ -409,6 +429,19 @@ def _languages(value: Any, ctx: _Context) -> tuple[str, ...]:
     return langs
 
 
+def _names(value: Any, ctx: _Context) -> tuple[tuple[str, str], ...]:
+    """`{ pl = "logistyka", en = "logistics" }`: a name per language code."""
+    if not isinstance(value, Mapping):
+        raise ValueError('expected a table of names per language, e.g. { pl = "logistyka" }')
+    names = []
+    for language, name in value.items():
+        _language(language, ctx)
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{language}: expected a name")
+        names.append((language, " ".join(name.split())))
+    return tuple(names)
+
+
 SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
     "mailbot": {
         "address": (_address, REQUIRED),
@@ -499,6 +532,7 @@ TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
     },
     "topics": {
         "name": (_str, REQUIRED),
+        "names": (_names, {}),
         "keywords": (_str_list, []),
         "agents": (_addresses, []),
     },
@@ -609,10 +643,20 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
         for problem in missing_templates(mb["templates"], mb["languages"]):
             loader.problem("mailbot", "templates", problem)
     agent_emails = {a.get("email") for a in arrays["agents"]}
+    taken: dict[str, int] = {}  # folded topic name → the topic that has it
     for i, topic in enumerate(arrays["topics"]):
         for email in topic.get("agents", ()):
             if email not in agent_emails:
                 loader.problem(f"topics.{i}", "agents", f"{email} is not in [[agents]]")
+        for language, _ in topic.get("names", ()):
+            if language not in mb.get("languages", (language,)):
+                loader.problem(f"topics.{i}", "names", f"{language} is not in [mailbot] languages")
+        names = (topic.get("name", ""), *dict(topic.get("names", ())).values())
+        for spelling in sorted({fold(n) for n in names} - {""}):
+            if spelling in taken:
+                also = f"{spelling!r} is also a name of topics.{taken[spelling]}"
+                loader.problem(f"topics.{i}", "names", also)
+            taken.setdefault(spelling, i)
 
 
 def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> None:

@@ -48,6 +48,7 @@ def context(cfg: Config, ticket: RowLike, language: str) -> dict[str, object]:
         "hours_text": format_hours(cfg.hours.days, cfg.hours.opens, cfg.hours.closes, language),
         "timezone": str(cfg.tz),
         "manager": cfg.manager_for(ticket["requester"]),
+        "topic_text": cfg.topic_name(ticket["topic"], language),  # in the reader's language
     }
 
 

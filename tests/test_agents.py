@@ -227,8 +227,10 @@ def test_unknown_command_is_reported_and_nothing_is_half_applied(bot) -> None:
     assert state(bot) == before  # no assignment, no reply to the customer
     error = notification(bot, "anna@4dustry.com")
     text = body_of(error)
-    assert "#zamknji: unknown command" in text and "#priorytet bardzo" in text
+    assert "- #zamknji – nie ma takiej komendy (może #zamknij?)\n" in text
+    assert "- #priorytet bardzo – priorytet może być pilny albo normalny\n" in text
     assert "#notatka" in text and "#temat NAZWA" in text  # the list of valid commands
+    assert "unknown" not in text and "use urgent" not in text  # no English in a Polish mail
     notes = bot.ctx.store.rows("messages", kind="note")
     assert len(notes) == 1  # the agent's words are kept, internally
 

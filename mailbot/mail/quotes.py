@@ -205,8 +205,8 @@ _HEADER_START = re.compile(r"^(?=.*[\d@]).*[^.!?…]$")
 _MAX_HEADER_CHARS = 400
 
 
-def strip_reply(text: str) -> str:
-    """The new text an author wrote in a reply: quoted history, reply headers and signature removed."""  # noqa: E501
+def _prepare(text: str) -> tuple[list[str], list[str], dict[str, str]]:
+    """(lines, their whitespace-normalised keys, link footnotes by number) of a body."""
     lines: list[str] = []
     notes: dict[str, str] = {}
     for raw in text.splitlines():
@@ -218,7 +218,24 @@ def strip_reply(text: str) -> str:
             lines.extend(_split_shared_line(line))
     keys = [" ".join(_SPACES.sub(" ", line).split()) for line in lines]
     lines = [line if key else "" for line, key in zip(lines, keys, strict=True)]
+    return lines, keys, notes
 
+
+def signature_block(text: str) -> str:
+    """The "-- " signature that `strip_reply` cut off, without the history below it ('' if none).
+
+    Never sent to anyone; agents' command lines written below their signature are read from it.
+    """
+    lines, keys, _ = _prepare(text)
+    end, _ = _scan(lines, keys)
+    if end >= len(lines) or keys[end] != "--":
+        return ""
+    return strip_reply("\n".join(lines[end + 1 :]))
+
+
+def strip_reply(text: str) -> str:
+    """The new text an author wrote in a reply: quoted history, reply headers and signature removed."""  # noqa: E501
+    lines, keys, notes = _prepare(text)
     end, attribution = _scan(lines, keys)
     end = _extend_cut_upwards(keys, end)
     kept = _remove_quotes(lines[:end], attribution)

@@ -8,29 +8,38 @@ from the support address, and every change as an event naming the agent.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from mailbot import notices, sla_timers
 from mailbot.decisions import Plan, Record, Send
-from mailbot.mail.quotes import strip_reply
+from mailbot.mail.quotes import signature_block, strip_reply
 from mailbot.pipeline import Job
 from mailbot.pipeline import commands as agent_commands
-from mailbot.pipeline.commands import Command, CommandError
+from mailbot.pipeline.commands import Command, CommandError, Problem
 
 # Applied before the reply goes out (they shape it); the status changes come after it.
 BEFORE_REPLY = ("assign", "priority", "lang", "topic")
 AFTER_REPLY = ("reopen", "pending", "close")
 
 
-def _tell_agent(job: Job, plan: Plan, to: str, problems: list[str]) -> None:
-    """What was wrong with an agent's own mail (nothing was sent); replying authenticates."""
+def _tell_agent(job: Job, plan: Plan, to: str, problems: list[Problem], text: str) -> None:
+    """What was wrong with an agent's own mail (nothing was sent), with their text to reuse.
+
+    In the staff language ([mailbot] default_language); replying to it authenticates.
+    """
+    cfg = job.ctx.cfg
+    language = cfg.mailbot.default_language
     plan.add(
         notices.to_staff(
-            job.ctx.cfg,
+            cfg,
             template="agent_error",
             to=to,
             in_reply_to=job.parsed.message_id if job.parsed else None,
             auto_submitted="auto-replied",
-            problems=problems,
-            help=agent_commands.HELP,
+            problems=[asdict(problem) for problem in problems],
+            topics=[topic.name_in(language) for topic in cfg.topics],
+            languages=list(cfg.mailbot.languages),
+            text=text,
             nothing_sent=True,
         )
     )
@@ -138,13 +147,14 @@ def agent_mail(job: Job) -> Plan:
     plan = Plan(job.now, inbound_id=job.inbound_id)
     plan.start(ticket)
     actor = sender.address
-    lines, body = agent_commands.split(strip_reply(parsed.text))
+    own = strip_reply(parsed.text)
+    lines, body = agent_commands.split(own, signature_block(parsed.text))
     try:
         commands = agent_commands.parse(job.ctx.cfg, lines)
     except CommandError as exc:
         plan.add(job.kept("note", keep_inline=False))
-        plan.event("commands-rejected", "; ".join(exc.problems), actor)
-        _tell_agent(job, plan, actor, exc.problems)
+        plan.event("commands-rejected", "; ".join(map(str, exc.problems)), actor)
+        _tell_agent(job, plan, actor, exc.problems, own)
         return plan
     names = {c.name for c in commands}
     internal = "note" in names or not body
@@ -157,7 +167,7 @@ def agent_mail(job: Job) -> Plan:
         plan.event("replied", f"{sender.agent.name} answered the customer", actor)
         _first_response(job, plan, actor, assigned="assign" in names)
     elif not body and not commands:
-        _tell_agent(job, plan, actor, ["the reply had no text"])
+        _tell_agent(job, plan, actor, [Problem("", "empty")], own)
     for command in sorted(
         (c for c in commands if c.name in AFTER_REPLY), key=lambda c: AFTER_REPLY.index(c.name)
     ):
