@@ -283,7 +283,7 @@ def test_outlook_html_reply_drops_the_header_block_and_history() -> None:
         "<b>Wysłane:</b> poniedziałek, 3 listopada 2026 10:00<br><b>Do:</b> Pomoc<br>"
         "<b>Temat:</b> RE: x</div><div>stara treść</div>"
     )
-    assert strip_reply(html_to_text(html)) == f"Dzień dobry,\n\n{PL}"
+    assert strip_reply(html_to_text(html)) == f"Dzień dobry,\n{PL}"  # two divs: two lines
 
 
 # ------------------------------------------------------------------ never leaks history

@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
 from functools import lru_cache
 
+from mailbot.mail import flowed
 from mailbot.mail.headers import (
     addresses,
     decode_header_text,
@@ -97,13 +98,39 @@ def _leaves(msg: Message) -> tuple[Message | None, list[Message]]:
     return plain or html, attachments
 
 
+FLOWED_RE = re.compile(r";\s*format\s*=\s*\"?flowed\b", re.IGNORECASE)
+DELSP_RE = re.compile(r";\s*delsp\s*=\s*\"?yes\b", re.IGNORECASE)
+# Outlook's plain-text part stands "[cid:image001.png@01DB4A2B.5C3D6E70]" where the HTML part
+# shows an inline image (a logo, a pasted screenshot): nothing a reader of the text can use.
+CID_RE = re.compile(r"\[cid:[^\]\s]*\]")
+
+
+def _without_cid_placeholders(text: str) -> str:
+    """The text without "[cid:…]" placeholders; a line that held only those goes too."""
+    lines = []
+    for line in text.split("\n"):
+        if "[cid:" in line:
+            cleaned = CID_RE.sub("", line)
+            if cleaned.strip() or not line.strip():
+                lines.append(cleaned.rstrip())
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _body(part: Message | None) -> tuple[str, bool]:
     if part is None:
         return "", False
     text = part_text(part)
     if content_type(part) == "text/html":
         return html_to_text(text), True
-    return text.replace("\r\n", "\n"), False
+    text = text.replace("\r\n", "\n")
+    ctype = header_value(part, "content-type")
+    if FLOWED_RE.search(ctype):  # RFC 3676: Thunderbird, Apple Mail
+        text = flowed.decode(text, delsp=bool(DELSP_RE.search(ctype)))
+    if "[cid:" in text:
+        text = _without_cid_placeholders(text)
+    return text, False
 
 
 def _attachment(part: Message) -> Attachment | None:
