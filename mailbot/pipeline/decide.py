@@ -7,16 +7,14 @@ transaction. Agents' mail is decided in `agents`, SLA timers in `sla_timers`.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from functools import lru_cache
 from sqlite3 import Row
 
 from mailbot import notices, sla_timers
-from mailbot.config import Topic
 from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
+from mailbot.pipeline.topics import topic_of
 from mailbot.store import from_db
 
 
@@ -25,29 +23,6 @@ def subject_of(job: Job) -> str:
     assert job.parsed is not None
     subject = tag_re(job.ctx.cfg.mailbot.name).sub("", clean_subject(job.parsed.subject))
     return " ".join(subject.split())[:300] or "(no subject)"
-
-
-@lru_cache(maxsize=8)
-def _topic_patterns(topics: tuple[Topic, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """One pattern per topic: any of its keywords at the start of a word, any case."""
-    return tuple(
-        (
-            topic.name,
-            re.compile("|".join(rf"(?<!\w){re.escape(k.lower())}" for k in topic.keywords)),
-        )
-        for topic in topics
-        if topic.keywords
-    )
-
-
-def topic_of(topics: tuple[Topic, ...], subject: str, text: str) -> tuple[str | None, str]:
-    """The first configured topic whose keywords the subject or text mention, and why."""
-    haystack = f"{subject}\n{text[:4000]}".lower()
-    for name, pattern in _topic_patterns(topics):
-        found = pattern.search(haystack)
-        if found:
-            return name, f"keyword {found.group(0)!r}"
-    return None, "no topic keyword matched"
 
 
 def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None:
