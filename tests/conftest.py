@@ -14,6 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the topic dictionaries' cache once, before xdist starts workers and daemons."""
+    if not hasattr(config, "workerinput"):
+        from mailbot.pipeline import topics
+
+        topics.warm()
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -98,7 +98,7 @@ def test_agent_reply_reaches_the_customer_clean_threaded_and_signed(bot) -> None
 
 
 def test_customer_follow_up_after_assignment_goes_to_the_assignee_only(bot) -> None:
-    customer_mail(bot, subject="Problem z kontem")  # no topic → every agent notified
+    customer_mail(bot, subject="Pytanie o zamówienie")  # no topic → every agent notified
     assert {m["To"] for m in bot.outbox() if m["To"].endswith("@4dustry.com")} == {
         "anna@4dustry.com",
         "tomasz@4dustry.com",

@@ -236,7 +236,7 @@ def test_gmail_html_only_mail_reads_as_its_paragraphs(bot) -> None:
             "<CAH+w=7ZkT2nq5XbV3dP0sRr8yLmA1cQe9uFgHj4kLm_x2Y6Wz@mail.gmail.com>",
         )
     )
-    assert body_of(notification(bot)).endswith(
+    assert body_of(notification(bot, "tomasz@4dustry.com")).endswith(  # topic: registration
         "Dzień dobry,\n\nnie mogę się zalogować do konta od wczoraj.\n"
         'Komunikat: "Nieprawidłowe hasło".\n\nPozdrawiam,\nJan Kowalski\n'
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from mailbot.pipeline.topics import topic_of
@@ -36,3 +38,39 @@ def test_keywords_of_several_words_match_only_in_a_row(bot) -> None:
 def test_words_without_polish_letters_match_too(bot) -> None:
     assert topic_of(bot.cfg.topics, "Blad w raporcie", "")[0] == "bugs"
     assert topic_of(bot.cfg.topics, "Prywatnosc danych", "")[0] == "privacy"
+
+
+class FakeStreamFactory:
+    """Stands in for simplemma's StreamDictionaryFactory, counting the builds it is asked for."""
+
+    built: ClassVar[list[str]] = []
+
+    def __init__(self, cache_max_size: int = 0) -> None:
+        pass
+
+    def get_dictionary(self, lang: str) -> dict[str, str]:
+        FakeStreamFactory.built.append(lang)
+        return {"dostawę": "dostawa"}
+
+
+def test_dictionaries_are_built_once_and_then_read_from_the_cache(tmp_path, monkeypatch) -> None:
+    import simplemma.strategies.dictionaries as dictionaries
+
+    from mailbot.pipeline.topics import CachedDictionaries
+
+    monkeypatch.setattr(dictionaries, "StreamDictionaryFactory", FakeStreamFactory)
+    FakeStreamFactory.built = []
+    first = CachedDictionaries(tmp_path / "cache")
+    assert first.get_dictionary("pl")["dostawę"] == "dostawa"
+    [cached] = (tmp_path / "cache").iterdir()
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
+    second = CachedDictionaries(tmp_path / "cache")  # another process
+    assert second.get_dictionary("pl")["dostawę"] == "dostawa"
+    assert FakeStreamFactory.built == ["pl"]
+    cached.chmod(0o666)  # writable by others: not trusted, built again
+    assert CachedDictionaries(tmp_path / "cache").get_dictionary("pl")["dostawę"] == "dostawa"
+    assert FakeStreamFactory.built == ["pl", "pl"]
+    cached.write_bytes(b"not a pickle")  # a torn or foreign file: built again, not fatal
+    cached.chmod(0o600)
+    assert CachedDictionaries(tmp_path / "cache").get_dictionary("pl")["dostawę"] == "dostawa"
+    assert FakeStreamFactory.built == ["pl", "pl", "pl"]

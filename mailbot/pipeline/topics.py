@@ -9,17 +9,27 @@ compared in lower case without diacritics, and a word also matches as written, s
 matches "błąd". Where the dictionary gives
 one word two base forms (dane → dana, danych → dany), the config lists both forms.
 
-The dictionaries are loaded on first use, once per process (`warm()` loads them ahead),
-with simplemma's low-memory backend (about 70 MB instead of 400 MB for Polish).
+The dictionaries are loaded on first use, once per process (`warm()` loads them ahead), with
+simplemma's low-memory backend (about 70 MB resident instead of 400 MB for Polish). Building
+its index of the Polish dictionary takes seconds of CPU, so the built dictionaries are kept in
+a cache directory (systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/mailbot or
+~/.cache/mailbot; per simplemma version) and later processes load them in a fraction of a
+second. Without a writable cache directory they are built in memory each time.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import pickle
 import re
+import stat
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailbot.config import Topic
@@ -33,15 +43,69 @@ WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 TEXT_CHARS = 4000  # of the body, after the subject: where a customer names their problem
 LANGUAGES = ("pl", "en")  # dictionaries consulted, in this order
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+def cache_directory() -> Path:
+    """Where built dictionaries are kept between processes."""
+    systemd = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mailbot"
+
+
+class CachedDictionaries:
+    """A simplemma DictionaryFactory: its low-memory dictionaries, pickled once built.
+
+    A cache file is read only when it belongs to this user and nobody else may write it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        from simplemma import __version__
+
+        self.directory = directory
+        self.version = __version__
+        self.loaded: dict[str, Mapping[str, str]] = {}
+
+    def get_dictionary(self, lang: str) -> Mapping[str, str]:
+        if lang not in self.loaded:
+            self.loaded[lang] = self._load(lang)
+        return self.loaded[lang]
+
+    def _load(self, lang: str) -> Mapping[str, str]:
+        from simplemma.strategies.dictionaries import StreamDictionaryFactory
+
+        path = self.directory / f"simplemma-{self.version}-{lang}.pickle"
+        try:
+            info = path.stat()
+            if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                with path.open("rb") as file:
+                    mapping: Mapping[str, str] = pickle.load(file)
+                return mapping
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # unreadable or from another build: build it again
+            log.warning("dictionary cache %s unusable (%s); rebuilding", path, exc)
+        mapping = StreamDictionaryFactory(cache_max_size=0).get_dictionary(lang)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.NamedTemporaryFile(dir=self.directory, delete=False) as out:
+                pickle.dump(mapping, out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(out.name, path)  # whole or not at all, for processes reading it
+        except OSError as exc:
+            log.info("dictionary cache not written to %s: %s", self.directory, exc)
+        return mapping
 
 
 @lru_cache(maxsize=1)
 def _lemmatizer() -> Lemmatizer:
-    """simplemma's lemmatizer with the low-memory dictionaries (loaded on first lookup)."""
+    """simplemma's lemmatizer with the cached low-memory dictionaries (loaded on first lookup)."""
     from simplemma import Lemmatizer  # imported here: only the pipeline needs it
     from simplemma.strategies import DefaultStrategy
 
-    return Lemmatizer(lemmatization_strategy=DefaultStrategy(low_memory=True))
+    factory = CachedDictionaries(cache_directory())
+    return Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=factory))
 
 
 def warm() -> float:
