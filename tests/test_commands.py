@@ -73,6 +73,23 @@ def test_command_between_paragraphs_leaves_no_gap(bot) -> None:
     )
 
 
+def test_punctuation_after_a_command_word_does_not_let_it_through(bot) -> None:
+    customer_mail(bot, subject="Dostawa")
+    text = "Dzień dobry,\n\ndostawa wyszła.\n\nPozdrawiam\nAnna\n\n#zamknij."
+    bot.deliver(outlook_reply(notification(bot), ANNA, text), now=LATER)
+    assert ticket(bot)["status"] == "closed"
+    assert "#zamknij" not in customer_text(bot)
+
+
+def test_note_with_a_colon_never_reaches_the_customer(bot) -> None:
+    customer_mail(bot, subject="Dostawa")
+    text = "#notatka: klient dzwonił, przewoźnik potwierdził dostawę na jutro"
+    bot.deliver(gmail_reply(notification(bot), ANNA, text), now=LATER)
+    assert len(raw_to(bot, "jan@klient.pl")) == 1  # the acknowledgement only
+    error = body_of(notification(bot, "anna@4dustry.com"))
+    assert "ta komenda nie przyjmuje argumentu" in error
+
+
 def test_typo_below_the_text_rejects_the_whole_reply_and_returns_the_text(bot) -> None:
     customer_mail(bot, subject="Dostawa")
     text = "Dzień dobry,\n\ndostawa będzie w piątek.\n\nPozdrawiam\nAnna\n\n#zamkij"

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from mailbot.config import Agent, Config
 from mailbot.mail.charsets import fold
 
-COMMAND_LINE_RE = re.compile(r"^\s*#([^\W\d_][\w-]*)(?:[ \t]+(.*?))?\s*$")
+# `#word [argument]`; a stray stop or colon after the word ("#zamknij.", "#notatka:") is allowed.
+COMMAND_LINE_RE = re.compile(r"^\s*#([^\W\d_][\w-]*)[.!:;,]?(?:[ \t]+(.*?))?\s*$")
 
 # Every spelling (folded: lower case, no diacritics) → the command it means.
 ALIASES = {
