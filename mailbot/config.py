@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
+from mailbot.thanks import THANKS_PHRASES, THANKS_WORDS, ThanksRules
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -155,6 +156,7 @@ class Urgent:
     manager_hours: str
     abuse_warn: int
     abuse_limit: int
+    route_text: Mapping[str, str] = field(default_factory=dict)  # language → sentence
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ class Config:
     sla: Sla
     urgent: Urgent
     limits: Limits
+    thanks: ThanksRules
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -359,6 +362,28 @@ def _country(value: Any, ctx: _Context) -> str:
     return value
 
 
+# What an acknowledgement tells a customer without an account manager in [[managers]].
+ROUTE_TEXT = {
+    "pl": "W pilnych sprawach prosimy o kontakt z opiekunem klienta. Dane kontaktowe opiekuna"
+    " znajdą Państwo na swoim koncie w serwisie 4Dustry.",
+    "en": "For urgent matters, please contact your account manager. You will find their contact"
+    " details in your 4Dustry account.",
+}
+
+
+def _texts_by_language(value: Any, ctx: _Context) -> dict[str, str]:
+    """A table of texts per language, e.g. { pl = "...", en = "..." }, over the defaults."""
+    if not isinstance(value, Mapping):
+        raise ValueError('expected a table of texts per language, e.g. { pl = "...", en = "..." }')
+    texts = dict(ROUTE_TEXT)
+    for language, text in value.items():
+        _language(language, ctx)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{language}: expected a non-empty text")
+        texts[language] = " ".join(text.split())
+    return texts
+
+
 def _window(value: Any, ctx: _Context) -> str:
     DailyWindow.parse(_str(value, ctx), ZoneInfo("UTC"))
     return value
@@ -478,6 +503,12 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "manager_hours": (_window, "07:00-22:00"),
         "abuse_warn": (_int, 3),
         "abuse_limit": (_int, 5),
+        "route_text": (_texts_by_language, {}),
+    },
+    "thanks": {
+        "phrases": (_str_list, list(THANKS_PHRASES)),
+        "words": (_str_list, list(THANKS_WORDS)),
+        "max_words": (_int, 25),
     },
     "limits": {
         "max_header_size": (_size, "256 KB"),
@@ -600,6 +631,10 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
             else sec.get("transport") == "smtp" and sec.get("username")
         )
         _check_secret(loader, section, sec, required=bool(in_use))
+    route_text = values["urgent"].get("route_text", {})
+    for language in mb.get("languages", ()) if route_text else ():
+        if language not in route_text:
+            loader.problem("urgent", "route_text", f"no text for language {language!r}")
     hours = values["hours"]
     if "open" in hours and "close" in hours and hours["open"] >= hours["close"]:
         loader.problem("hours", "close", "must be later than open")
@@ -660,6 +695,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         sla=Sla(**values["sla"]),
         urgent=Urgent(**values["urgent"]),
         limits=Limits(**values["limits"]),
+        thanks=ThanksRules(**values["thanks"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),

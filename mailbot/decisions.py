@@ -93,6 +93,7 @@ class Send:
     cc: tuple[str, ...] = ()
     attach_message: bool = False  # carry the attachments of the plan's KeepMessage
     record: Record | None = None
+    importance: str | None = None  # "high": marked important (Importance, X-Priority): pages
 
 
 @dataclass(frozen=True)

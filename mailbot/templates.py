@@ -44,6 +44,48 @@ def format_when(moment: datetime, language: str) -> str:
     return f"{format_date(moment, 'full', locale=language)}, {format_time(moment, 'HH:mm')}"
 
 
+# Polish day names after "w" (in the accusative): "w środę", "we wtorek" (w + w-).
+_PL_ON_DAY = ("w poniedziałek", "we wtorek", "w środę", "w czwartek", "w piątek", "w sobotę",
+              "w niedzielę")  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def when_phrase(moment: datetime, language: str, *, deadline: bool = False) -> str:
+    """A moment as it stands in a sentence, after a verb.
+
+    pl: 'w środę, 2 grudnia 2026 r., o 09:20' (deadline: '..., do godz. 18:00');
+    en: 'on Wednesday, December 2, 2026, at 09:20' (deadline: 'by Wednesday, ..., 18:00').
+    Babel's full date starts with the day name in the nominative ('środa, 2 grudnia 2026'),
+    which after "w" must be the accusative, so Polish is built here. Other languages get
+    `format_when` as it is.
+    """
+    clock = format_time(moment, "HH:mm")
+    if language == "pl":
+        day = format_date(moment, "d MMMM y", locale="pl")  # '2 grudnia 2026': genitive month
+        at = f"do godz. {clock}" if deadline else f"o {clock}"
+        return f"{_PL_ON_DAY[moment.weekday()]}, {day} r., {at}"
+    if language == "en":
+        day = format_date(moment, "full", locale="en")
+        return f"by {day}, {clock}" if deadline else f"on {day}, at {clock}"
+    return format_when(moment, language)
+
+
+def zone_phrase(moment: datetime, language: str) -> str:
+    """Which clock a time in a customer's mail is read on: 'czasu polskiego', 'Warsaw time, CET'.
+
+    The abbreviation (CET/CEST) is the one in force at `moment`; zones whose abbreviation is
+    only an offset ('+03') are named by their city alone.
+    """
+    zone = getattr(moment.tzinfo, "key", "") or "UTC"
+    abbreviation = moment.tzname() or ""
+    if language == "pl":
+        return "czasu polskiego" if zone == "Europe/Warsaw" else f"czasu strefy {zone}"
+    city = zone.rpartition("/")[2].replace("_", " ")
+    if language == "en" and zone != "UTC":
+        return f"{city} time, {abbreviation}" if abbreviation.isalpha() else f"{city} time"
+    return zone
+
+
 @lru_cache(maxsize=64)
 def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str) -> str:
     """Business hours as people write them: 'poniedziałek–piątek 08:00–18:00'."""
@@ -70,6 +112,7 @@ class Templates:
             auto_reload=False,
         )
         self.env.filters["when"] = format_when
+        self.env.filters["when_phrase"] = when_phrase
 
     def render(self, name: str, language: str, **context: object) -> Rendered:
         template = self.env.get_template(f"{language}/{name}.txt.j2")

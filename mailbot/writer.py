@@ -176,6 +176,7 @@ class _Writing:
                 # bounded: some threads grow long
                 "refs": " ".join(send.references[-20:]) or None,
                 "auto_submitted": send.auto_submitted,
+                "importance": send.importance,
                 "attachments": json.dumps(attached),
                 "next_attempt_at": to_db(now),
                 "created_at": to_db(now),

@@ -49,7 +49,8 @@ def build(row: Row, cfg: Config, attachment_rows: list[Row]) -> bytes:
         msg["In-Reply-To"] = clean_header(row["in_reply_to"])
     if row["refs"]:
         msg["References"] = clean_header(row["refs"])
-    for name, value in loops.outbound_headers(cfg, row["auto_submitted"]).items():
+    headers = loops.outbound_headers(cfg, row["auto_submitted"], row["importance"])
+    for name, value in headers.items():
         msg[name] = value
     msg["X-Mailbot-Ticket"] = str(row["ticket_id"] or "")
     msg.set_content(row["body"], charset="utf-8", cte="quoted-printable")

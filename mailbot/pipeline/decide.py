@@ -18,6 +18,7 @@ from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Pla
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
 from mailbot.store import from_db
+from mailbot.thanks import short_thanks
 
 
 def subject_of(job: Job) -> str:
@@ -164,6 +165,12 @@ def follow_up(job: Job, ticket: Row) -> Plan:
         + ("" if participant else f"; {sender.address} does not take part (not added)"),
     )
     was = ticket["status"]
+    thanks = _short_thanks(job) if was == "closed" else None
+    if thanks:
+        # Kept for the record; the ticket stays closed and nobody is paged or answered.
+        plan.update(updated_at=job.now)
+        plan.event("thanks", f"{thanks} after the ticket was closed: not reopened, nobody told")
+        return plan
     if was == "closed":
         plan.update(updated_at=job.now, status="open", closed_at=None)
         plan.event("reopened", f"customer replied within {cfg.mailbot.reopen_days} days")
@@ -181,6 +188,24 @@ def follow_up(job: Job, ticket: Row) -> Plan:
         plan.update(queued_notice_at=job.now)
     _notify_agents(job, plan, "agent_followup")
     return plan
+
+
+SIGNATURE_IMAGE_MAX = 50_000  # bytes: company logos in signatures are smaller
+
+
+def _short_thanks(job: Job) -> str | None:
+    """Why the customer's mail is only a short thank-you, or None (`mailbot.thanks`)."""
+    parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
+    assert parsed is not None and sender is not None
+    return short_thanks(
+        parsed.text,
+        cfg.thanks,
+        names=[sender.name, *(agent.name for agent in cfg.agents)],
+        # Small inline images are a signature's logos (Outlook); a pasted screenshot is not.
+        attachments=sum(
+            not att.inline or len(att.data) > SIGNATURE_IMAGE_MAX for att in parsed.attachments
+        ),
+    )
 
 
 def automatic(job: Job) -> Plan:

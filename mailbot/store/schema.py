@@ -254,3 +254,9 @@ def m005_covering_message_ids(db: Database) -> None:
     """Threading and duplicate checks answer from the Message-ID index alone."""
     db.execute("DROP INDEX messages_message_id")
     db.execute("CREATE INDEX messages_message_id ON messages(message_id, ticket_id, from_addr)")
+
+
+@migrations()
+def m010_outbox_importance(db: Database) -> None:
+    """Outgoing mail marked important ("high": a manager's page) gets Importance headers."""
+    db.execute("ALTER TABLE outbox ADD COLUMN importance TEXT")
