@@ -16,6 +16,10 @@ from mailbot.mail.charsets import fold
 from mailbot.store import RowLike, Store, from_db
 from mailbot.templates import format_hours, format_when, when_phrase, zone_phrase
 
+# Ticket fields as staff read them in each language (English shows the stored values).
+PRIORITY_TEXT = {"pl": {"urgent": "pilny", "normal": "normalny"}}
+STATUS_TEXT = {"pl": {"open": "otwarte", "pending": "czeka na klienta", "closed": "zamknięte"}}
+
 # The subject words an acknowledgement suggests for urgent matters, per language, when they
 # are among [urgent] keywords: one or two natural ones, not the whole list.
 URGENT_WORDS = {"pl": ("pilne", "awaria"), "en": ("urgent",)}
@@ -81,6 +85,9 @@ def context(cfg: Config, ticket: RowLike, language: str) -> dict[str, object]:
         "due_phrase": phrase(cfg, ticket["first_response_due"], language, deadline=True),
         "due_zone": zone(cfg, ticket["first_response_due"], language),
         "created_phrase": phrase(cfg, ticket["created_at"], language),
+        "due_at_phrase": phrase(cfg, ticket["first_response_due"], language),
+        "priority_text": _translated(PRIORITY_TEXT, language, ticket["priority"]),
+        "status_text": _translated(STATUS_TEXT, language, ticket["status"]),
         "created_zone": zone(cfg, ticket["created_at"], language),
         "urgent_route": cfg.urgent.route_text.get(language, ""),
         "urgent_words": urgent_words(cfg.urgent.keywords, language),
@@ -88,6 +95,10 @@ def context(cfg: Config, ticket: RowLike, language: str) -> dict[str, object]:
         "timezone": str(cfg.tz),
         "manager": cfg.manager_for(ticket["requester"]),
     }
+
+
+def _translated(table: dict[str, dict[str, str]], language: str, value: str) -> str:
+    return table.get(language, {}).get(value, value)
 
 
 def ticket_agents(cfg: Config, ticket: RowLike) -> list[str]:
