@@ -518,3 +518,26 @@ def test_more_than_thanks_is_not_recognised(text: str) -> None:
 
 def test_attachments_are_never_a_short_thanks() -> None:
     assert short_thanks("Dziękuję bardzo!", RULES, attachments=1) is None
+
+
+# -- 6. Polish staff notices -----------------------------------------------------------------------
+
+
+def test_polish_sla_notices_speak_polish(bot) -> None:
+    bot.deliver(make_mail(sender=JAN, subject="Dostawa komponentów"), now=MON_10)
+    bot.run(now=warsaw(2026, 12, 1, 10, 0))  # one business day before the due time
+    bot.run(now=warsaw(2026, 12, 2, 10, 0))  # the due time
+    warning = next(m for m in to(bot, "anna@4dustry.com") if "Przypomnienie" in m["Subject"])
+    assert warning["Subject"] == (
+        "[4Dustry #1] Przypomnienie: termin odpowiedzi mija w środę, 2 grudnia 2026 r., o 10:00"
+    )
+    body = body_of(warning)
+    assert "Priorytet: normalny | temat: logistics | przypisane do: -" in body
+    assert "zacznij odpowiedź od #czeka: zegar SLA zatrzyma się, dopóki klient nie odpisze" in (
+        " ".join(body.split())
+    )
+    [breach] = to(bot, "kierownik@4dustry.com")
+    body = body_of(breach)
+    assert "nie otrzymało odpowiedzi w terminie" in body
+    assert "Przyjęte: poniedziałek, 30 listopada 2026, 10:00" in body
+    assert "Priorytet: normalny" in body and "urgent" not in body and "normal " not in body
