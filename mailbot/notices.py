@@ -8,6 +8,7 @@ Templates are rendered by the writer with `context()` of the ticket as it then s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from mailbot import loops
 from mailbot.config import Config
@@ -43,14 +44,15 @@ def zone(cfg: Config, value: str | None, language: str) -> str:
     return zone_phrase(moment.astimezone(cfg.tz), language) if moment else ""
 
 
-def urgent_words(keywords: tuple[str, ...], language: str) -> list[str]:
-    """The subject words to suggest for urgent matters ('PILNE', 'AWARIA'); [] when none."""
+@lru_cache(maxsize=16)
+def urgent_words(keywords: tuple[str, ...], language: str) -> tuple[str, ...]:
+    """The subject words to suggest for urgent matters ('PILNE', 'AWARIA'); () when none."""
     configured = [k for k in keywords if k.strip()]
     folded = {fold(k) for k in configured}
-    words = [w.upper() for w in URGENT_WORDS.get(language, ()) if fold(w) in folded]
+    words = tuple(w.upper() for w in URGENT_WORDS.get(language, ()) if fold(w) in folded)
     if not configured:
-        return []
-    return words or [configured[0].upper()]
+        return ()
+    return words or (configured[0].upper(),)
 
 
 def staff_name(cfg: Config, address: str) -> str:

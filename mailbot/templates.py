@@ -44,12 +44,18 @@ def format_when(moment: datetime, language: str) -> str:
     return f"{format_date(moment, 'full', locale=language)}, {format_time(moment, 'HH:mm')}"
 
 
-# Polish day names after "w" (in the accusative): "w środę", "we wtorek" (w + w-).
+# Polish day names after "w" (in the accusative): "w środę", "we wtorek" (w + w-), and month
+# names in the genitive ("2 grudnia"). Tables, not Babel: these phrases are built for every
+# mail about a ticket, and Babel's formatting costs ~50 µs a call.
 _PL_ON_DAY = ("w poniedziałek", "we wtorek", "w środę", "w czwartek", "w piątek", "w sobotę",
               "w niedzielę")  # fmt: skip
+_PL_MONTHS = ("stycznia", "lutego", "marca", "kwietnia", "maja", "czerwca", "lipca", "sierpnia",
+              "września", "października", "listopada", "grudnia")  # fmt: skip
+_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December")  # fmt: skip
 
 
-@lru_cache(maxsize=4096)
 def when_phrase(moment: datetime, language: str, *, deadline: bool = False) -> str:
     """A moment as it stands in a sentence, after a verb.
 
@@ -59,13 +65,16 @@ def when_phrase(moment: datetime, language: str, *, deadline: bool = False) -> s
     which after "w" must be the accusative, so Polish is built here. Other languages get
     `format_when` as it is.
     """
-    clock = format_time(moment, "HH:mm")
+    clock = f"{moment:%H:%M}"
     if language == "pl":
-        day = format_date(moment, "d MMMM y", locale="pl")  # '2 grudnia 2026': genitive month
+        day = f"{moment.day} {_PL_MONTHS[moment.month - 1]} {moment.year}"
         at = f"do godz. {clock}" if deadline else f"o {clock}"
         return f"{_PL_ON_DAY[moment.weekday()]}, {day} r., {at}"
     if language == "en":
-        day = format_date(moment, "full", locale="en")
+        day = (
+            f"{_EN_DAYS[moment.weekday()]}, {_EN_MONTHS[moment.month - 1]} {moment.day},"
+            f" {moment.year}"
+        )
         return f"by {day}, {clock}" if deadline else f"on {day}, at {clock}"
     return format_when(moment, language)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 
 from mailbot import config as config_module
 from mailbot.templates import when_phrase, zone_phrase
@@ -541,3 +542,12 @@ def test_polish_sla_notices_speak_polish(bot) -> None:
     assert "nie otrzymało odpowiedzi w terminie" in body
     assert "Przyjęte: poniedziałek, 30 listopada 2026, 10:00" in body
     assert "Priorytet: normalny" in body and "urgent" not in body and "normal " not in body
+
+
+def test_phrase_tables_agree_with_babel_every_day_of_two_years() -> None:
+    for n in range(731):
+        moment = warsaw(2026, 1, 1, 9, 5) + timedelta(days=n)
+        polish = when_phrase(moment, "pl").split(", ")[1]
+        assert polish == format_date(moment, "d MMMM y", locale="pl") + " r."
+        english = when_phrase(moment, "en").removeprefix("on ").rsplit(", at", 1)[0]
+        assert english == format_date(moment, "full", locale="en")
