@@ -149,7 +149,9 @@ def agent_mail(job: Job) -> Plan:
         _tell_agent(job, plan, actor, exc.problems)
         return plan
     names = {c.name for c in commands}
-    internal = "note" in names or not body
+    # #lista is a request to mailbot: with it nothing reaches the customer (not even a
+    # signature the mail client added below the command).
+    internal = "note" in names or "list" in names or not body
     plan.add(job.kept("note" if internal else "agent", body or parsed.text, keep_inline=False))
     plan.event("agent-mail", f"{sender.reason}; {job.match.reason}", actor)
     for command in (c for c in commands if c.name in BEFORE_REPLY):
@@ -201,13 +203,13 @@ def _first_response(job: Job, plan: Plan, actor: str, assigned: bool) -> None:
 
 
 def asks_for_digest(job: Job) -> bool:
-    """Mail about no ticket whose subject, or whose whole text, is `#lista` / `#list`."""
+    """Mail about no ticket whose subject is `#lista` / `#list`, or whose text starts with it.
+
+    What follows the command lines (a signature, a greeting) does not matter.
+    """
     parsed = job.parsed
     assert parsed is not None
-    lines = [clean_subject(parsed.subject)]
-    found, rest = agent_commands.split(strip_reply(parsed.text))
-    if not rest:
-        lines += found
+    lines = [clean_subject(parsed.subject), *agent_commands.split(strip_reply(parsed.text))[0]]
     return any(
         agent_commands.ALIASES.get(fold(m.group(1))) == "list" and not m.group(2)
         for line in lines

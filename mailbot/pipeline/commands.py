@@ -38,7 +38,7 @@ HELP = """\
 #priority urgent|normal / #priorytet pilny|normalny
 #lang pl|en / #jezyk pl|en             language of future mail to the customer
 #topic NAME / #temat NAZWA             move the ticket to another topic
-#list / #lista                         your open tickets by mail; alone, changes nothing"""
+#list / #lista                         your open tickets by mail; nothing goes to the customer"""
 
 
 @dataclass(frozen=True)
