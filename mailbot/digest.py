@@ -46,6 +46,7 @@ class Item:
     ticket: RowLike
     state: str  # overdue | running | paused | answered
     due: datetime | None  # first response due (None once answered)
+    late: timedelta | None = None  # overdue: by how much (until the clock stopped, if it did)
 
     @property
     def order(self) -> tuple[int, str]:
@@ -65,9 +66,10 @@ def sla_state(ticket: RowLike, now: datetime) -> Item:
     if ticket["first_response_at"] is not None or due is None:
         return Item(ticket, "answered", None)
     paused_at = from_db(ticket["pending_since"])
-    if paused_at is not None:
-        return Item(ticket, "overdue" if due <= paused_at else "paused", due)
-    return Item(ticket, "overdue" if due <= now else "running", due)
+    stopped = paused_at or now
+    if due <= stopped:
+        return Item(ticket, "overdue", due, stopped - due)
+    return Item(ticket, "paused" if paused_at else "running", due)
 
 
 def looks_after(cfg: Config, ticket: RowLike, agent: str) -> bool:
@@ -111,7 +113,7 @@ def _entry(cfg: Config, item: Item, agent: str, now: datetime, language: str) ->
         "mine": bool(ticket["assignee"]) and str(ticket["assignee"]).lower() == agent,
         "state": item.state,
         "due_text": format_when(item.due.astimezone(cfg.tz), language) if item.due else "",
-        "late": _span(now - item.due) if item.state == "overdue" and item.due else None,
+        "late": _span(item.late) if item.late is not None else None,
         "age": _span(now - created),
     }
 
