@@ -79,9 +79,10 @@ def gmail_reply(note: EmailMessage, sender: str, text: str, message_id: str = GM
 
 
 def outlook_reply(note: EmailMessage, sender: str, text: str) -> bytes:
-    """An agent's reply from Outlook (Polish UI): text on top, the notification below a rule."""
+    """An agent's reply from Outlook (Polish UI): text, a signature, the notification below."""
     body = (
-        f"{text}\n\n________________________________\nOd: 4Dustry <pomoc@4dustry.com>\n"
+        f"{text}\n\nPozdrawiam\nAnna Kowalska\n4Dustry Sp. z o.o. | tel. +48 600 100 300\n\n"
+        "________________________________\nOd: 4Dustry <pomoc@4dustry.com>\n"
         f"Wysłane: wtorek, 1 grudnia 2026 09:12\nDo: {sender}\nTemat: {note['Subject']}\n\n"
         f"{body_of(note)}"
     )
@@ -369,7 +370,7 @@ def test_a_long_digest_lists_fifty_and_counts_the_rest(tmp_path: Path) -> None:
         assert anna["Subject"] == "[4Dustry] Twoje zgłoszenia na dziś: 53"
         text = body_of(anna)
         assert ticket_order(text) == list(range(1, 51))  # by due time: oldest first
-        assert "…i jeszcze 3 zgłoszenia, mniej pilnych niż powyższe." in text
+        assert "Mniej pilnych zgłoszeń nie wymieniono: jest ich jeszcze 3." in text
     finally:
         bot.close()
 
@@ -419,17 +420,20 @@ def test_lista_in_a_reply_answers_with_the_digest_and_changes_nothing(
         bot.close()
 
 
-def test_list_with_text_answers_the_customer_and_the_agent(bot) -> None:
+def test_list_with_text_keeps_the_text_internal_and_applies_other_commands(bot) -> None:
     bot.deliver(make_mail(subject="Opóźniona dostawa", body="Gdzie jest moja dostawa?"))
+    to_customers = _customer_mail_count(bot)
     note = reply_of(bot, "anna@4dustry.com", "#1]")
-    bot.deliver(gmail_reply(note, ANNA, "#list\n\nPaczka wyjdzie jutro."))
-    answer = next(m for m in bot.outbox() if m["To"] == "jan@klient.pl" and "Paczka" in str(m))
-    assert body_of(answer).startswith("Paczka wyjdzie jutro.")
-    assert "#list" not in body_of(answer)
+    text = "#list\n#przypisz anna\n\nKlient pyta o paczkę, sprawdzę jutro.\n\nAnna\n4Dustry"
+    bot.deliver(gmail_reply(note, ANNA, text))
+    assert _customer_mail_count(bot) == to_customers  # a request to mailbot: never to the customer
+    [kept] = bot.ctx.store.rows("messages", kind="note")
+    assert kept["text"].startswith("Klient pyta o paczkę")
     [(_, digest)] = digests(bot, "anna@4dustry.com")
-    # Answered by this very reply: assigned to Anna, no longer waiting for a first answer.
+    # The digest shows the ticket as this very mail leaves it: assigned to Anna, unanswered.
     assert digest["Subject"] == "[4Dustry] Twoje zgłoszenia: 1"
-    assert "Otwarte, po pierwszej odpowiedzi" in body_of(digest)
+    assert "Przypisane do Ciebie: 1, nieprzypisane: 0." in body_of(digest)
+    assert "Termin odpowiedzi: środa, 2 grudnia 2026, 11:00" in body_of(digest)
 
 
 def test_lista_with_nothing_open_says_so(bot) -> None:
@@ -522,3 +526,24 @@ def test_the_daemons_scheduler_keeps_the_digest_timer_in_step_with_the_config(
     finally:
         timers.shutdown()
         bot.close()
+
+
+def test_a_pending_tickets_sla_state_is_read_from_its_stopped_clock() -> None:
+    from mailbot.digest import sla_state
+
+    due = "2026-12-01T10:00:00+00:00"
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)  # two days past the due time
+    ticket = {"first_response_at": None, "first_response_due": due, "pending_since": None}
+    assert sla_state(ticket, now).state == "overdue"
+    assert sla_state(ticket, now).late == timedelta(days=2)
+    # #czeka before the due time: the clock stands, the due time will move: not overdue.
+    paused = {**ticket, "pending_since": "2026-12-01T09:00:00+00:00"}
+    assert sla_state(paused, now).state == "paused"
+    # #czeka after the due time: overdue by as long as the clock ran past it.
+    late = {**ticket, "pending_since": "2026-12-01T11:30:00+00:00"}
+    assert (sla_state(late, now).state, sla_state(late, now).late) == (
+        "overdue",
+        timedelta(hours=1, minutes=30),
+    )
+    answered = {**ticket, "first_response_at": "2026-12-01T09:00:00+00:00"}
+    assert sla_state(answered, now).state == "answered"
