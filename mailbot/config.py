@@ -31,6 +31,7 @@ class ConfigError(Exception):
 class Agent:
     email: str
     name: str
+    digest: bool = True  # false: no daily digest mail (#lista still answers)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,11 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Notifications:
+    digest: time | None  # when the daily digest goes to agents on business days; None: off
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -181,6 +187,7 @@ class Config:
     urgent: Urgent
     limits: Limits
     thanks: ThanksRules
+    notifications: Notifications
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -403,6 +410,18 @@ def _size(value: Any, ctx: _Context) -> int:
     return int(float(number) * (1024 if binary else 1000) ** power)
 
 
+# [notifications] digest left out: the digest goes at the opening time of [hours].
+AT_OPENING = object()
+
+
+def _digest_time(value: Any, ctx: _Context) -> Any:
+    """"HH:MM", "" (off), or AT_OPENING when the key is not given."""
+    if value is AT_OPENING:
+        return AT_OPENING
+    value = _str(value, ctx).strip()
+    return parse_clock(value) if value else None
+
+
 def _choice(*choices: str) -> Converter:
     def convert(value: Any, ctx: _Context) -> str:
         value = _str(value, ctx)
@@ -518,10 +537,17 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "auto_replies_per_day": (_int, 10),
         "undeliverable_days": (_int, 7),
     },
+    "notifications": {
+        "digest": (_digest_time, AT_OPENING),
+    },
 }
 
 TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
-    "agents": {"email": (_address, REQUIRED), "name": (_str, REQUIRED)},
+    "agents": {
+        "email": (_address, REQUIRED),
+        "name": (_str, REQUIRED),
+        "digest": (_bool, True),
+    },
     "managers": {
         "name": (_str, REQUIRED),
         "email": (_address, REQUIRED),
@@ -665,6 +691,11 @@ def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> N
         loader.problem(section, "password_env", "a password_env or password_file is needed")
 
 
+def _notifications(values: dict, opens: time) -> Notifications:
+    digest = values["digest"]
+    return Notifications(digest=opens if digest is AT_OPENING else digest)
+
+
 def _build(path: Path, values: dict, arrays: dict) -> Config:
     mb, smtp, imap, out = (
         values["mailbot"],
@@ -696,6 +727,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         urgent=Urgent(**values["urgent"]),
         limits=Limits(**values["limits"]),
         thanks=ThanksRules(**values["thanks"]),
+        notifications=_notifications(values["notifications"], hours["open"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date, format_time, get_day_names
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -29,7 +31,11 @@ TEMPLATE_NAMES = (
     "manager_urgent",  # to the customer's account manager: an urgent ticket (no customer text)
     "abuse_warning",  # to the customer: many urgent requests lately; the direct line may go
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
+    "agent_digest",  # to an agent: their open tickets, overdue first (daily, and on #lista)
 )
+
+# CLDR plural categories in the order `plural` takes a language's forms ("other" last).
+PLURAL_ORDER = ("zero", "one", "two", "few", "many", "other")
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,31 @@ def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str
     return f"{span} {opens:%H:%M}–{closes:%H:%M}"
 
 
+@lru_cache(maxsize=16)
+def _plural_categories(language: str) -> tuple[tuple[str, ...], Any]:
+    rule = Locale.parse(language).plural_form
+    return tuple(c for c in PLURAL_ORDER if c in rule.tags or c == "other"), rule
+
+
+def plural(count: int, language: str, *forms: str) -> str:
+    """The word for `count` by the language's CLDR plural rules (Babel).
+
+    `forms` follow the categories the language uses, in PLURAL_ORDER: Polish one, few, many
+    ("zgłoszenie", "zgłoszenia", "zgłoszeń"); English one, other ("ticket", "tickets").
+    A category without a form of its own takes the last form given.
+    """
+    categories, rule = _plural_categories(language)
+    category = rule(count)
+    index = categories.index(category) if category in categories else len(categories) - 1
+    return forms[min(index, len(forms) - 1)]
+
+
+@jinja2.pass_context
+def _plural_filter(context: Any, count: int, *forms: str) -> str:
+    """`{{ n | plural("zgłoszenie", "zgłoszenia", "zgłoszeń") }}` → "5 zgłoszeń"."""
+    return f"{count} {plural(count, context['language'], *forms)}"
+
+
 class Templates:
     """Loads and renders the templates of one templates directory."""
 
@@ -122,6 +153,7 @@ class Templates:
         )
         self.env.filters["when"] = format_when
         self.env.filters["when_phrase"] = when_phrase
+        self.env.filters["plural"] = _plural_filter
 
     def render(self, name: str, language: str, **context: object) -> Rendered:
         template = self.env.get_template(f"{language}/{name}.txt.j2")

@@ -25,6 +25,7 @@ ALIASES = {
     "priority": "priority", "priorytet": "priority",
     "lang": "lang", "jezyk": "lang",
     "topic": "topic", "temat": "topic",
+    "list": "list", "lista": "list",
 }  # fmt: skip
 TAKES_ARGUMENT = {"assign", "priority", "lang", "topic"}
 PRIORITIES = {"urgent": "urgent", "pilny": "urgent", "normal": "normal", "normalny": "normal"}
@@ -36,7 +37,8 @@ HELP = """\
 #assign WHO / #przypisz WHO            WHO = an agent's email or name
 #priority urgent|normal / #priorytet pilny|normalny
 #lang pl|en / #jezyk pl|en             language of future mail to the customer
-#topic NAME / #temat NAZWA             move the ticket to another topic"""
+#topic NAME / #temat NAZWA             move the ticket to another topic
+#list / #lista                         your open tickets by mail; nothing goes to the customer"""
 
 
 @dataclass(frozen=True)

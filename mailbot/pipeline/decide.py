@@ -251,6 +251,11 @@ def decide(job: Job) -> Plan:
         if sender.kind == "agent" and sender.token_ticket in (None, match.ticket_id):
             return agents.agent_mail(job)
         return agents.unverified(job)
+    if match.ticket_id is None and sender.agent and agents.asks_for_digest(job):
+        return agents.digest_request(job)
+    if match.ticket_id is None and sender.kind == "agent" and sender.token_ticket == 0:
+        # Only digests are signed without a ticket: a reply to one is about no customer.
+        raise Ignore(f"{sender.address} replied to a digest without #lista: nothing to do")
     if match.ticket_id is None:
         return new_ticket(job)
     ticket = store.tickets.get(match.ticket_id)
