@@ -71,7 +71,11 @@ def customer_thread(plan: Plan, store: Store) -> tuple[str | None, tuple[str, ..
         chain.append(mid)
     parent = entries[last][1] if last < len(entries) else None
     chain = merged(chain)
-    hidden = store.messages.internal_ids(chain)
+    # Only ids the customer's References brought in need a look: the customer's own messages
+    # and what we recorded as sent to them are theirs to see.
+    own = {mid.lower() for _, mid, _ in entries}
+    foreign = [mid for mid in chain if mid.lower() not in own]
+    hidden = store.messages.internal_ids(foreign) if foreign else set()
     chain = [mid for mid in chain if mid.lower() not in hidden]
     if parent is not None:
         parent = next((m for m in chain if m.lower() == parent.lower()), parent)

@@ -15,10 +15,10 @@ HAS_SQL = "SELECT 1 FROM messages WHERE message_id = ? COLLATE NOCASE AND from_a
 TICKET_BY_ID_SQL = (
     "SELECT ticket_id FROM messages WHERE message_id = ? COLLATE NOCASE ORDER BY id DESC LIMIT 1"
 )
-# Our own ids are lower case by construction (tokens.Signer): the exact and the lower-cased
-# form cover an MTA that changed the case, on the outbox's unique index.
+# Our own ids are lower case by construction (tokens.Signer), so a lower-cased probe of the
+# outbox's unique index also finds one whose case an MTA changed.
 OUTBOX_TICKET_BY_ID_SQL = (
-    "SELECT ticket_id FROM outbox WHERE message_id IN (?, ?) AND ticket_id IS NOT NULL LIMIT 1"
+    "SELECT ticket_id FROM outbox WHERE message_id = ? AND ticket_id IS NOT NULL"
 )
 # Kept on a ticket but not a customer's mail: an agent's own mail, notes, automatic mail.
 KEPT_INTERNAL_SQL = (
@@ -45,7 +45,7 @@ class Messages(Queries):
         """The ticket holding any of these Message-IDs (ours or a customer's), latest first."""
         for mid in message_ids:
             row = self.store.one(TICKET_BY_ID_SQL, (mid,)) or self.store.one(
-                OUTBOX_TICKET_BY_ID_SQL, (mid, mid.lower())
+                OUTBOX_TICKET_BY_ID_SQL, (mid.lower(),)
             )
             if row:
                 return int(row[0]), mid
@@ -72,7 +72,7 @@ class Messages(Queries):
         statements = {
             "has": (HAS_SQL, (*one, "x@example.com")),
             "ticket_by_message_ids": (TICKET_BY_ID_SQL, one),
-            "ticket_by_message_ids (outbox)": (OUTBOX_TICKET_BY_ID_SQL, one * 2),
+            "ticket_by_message_ids (outbox)": (OUTBOX_TICKET_BY_ID_SQL, one),
             "internal_ids (kept)": (KEPT_INTERNAL_SQL.format(marks="?, ?"), one * 2),
             "internal_ids (staff)": (SENT_TO_STAFF_SQL.format(marks="?, ?"), one * 2),
         }
