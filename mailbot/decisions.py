@@ -65,6 +65,7 @@ class KeepMessage:
     received_at: datetime
     attachments: tuple[Attachment, ...] = ()
     verified: bool = True
+    references: tuple[str, ...] = ()  # its In-Reply-To and References, as received
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from mailbot import loops
+from mailbot import loops, references
 from mailbot.config import Config
 from mailbot.decisions import Plan, Record, Send
 from mailbot.mail.charsets import fold
@@ -160,14 +160,13 @@ def to_customer(
     *,
     template: str,
     purpose: str = "notice",
-    in_reply_to: str | None = None,
-    references: Sequence[str] | None = None,
     **extra: object,
 ) -> str | None:
     """Plan an automatic answer to the requester in their language, recorded on the ticket.
 
-    Threaded under `in_reply_to`, by default the customer's first message. Returns why it was
-    not planned (the limits on automatic answers), or None when it was.
+    Threaded under the customer's latest message, with their chain and our mail to them
+    (`references.customer_thread`). Returns why it was not planned (the limits on automatic
+    answers), or None when it was.
     """
     ticket = plan.ticket
     requester = ticket["requester"]
@@ -176,7 +175,7 @@ def to_customer(
     )
     if refused:
         return refused
-    first = in_reply_to or plan.first_customer_message_id(store)
+    parent, chain = references.customer_thread(plan, store)
     plan.add(
         Send(
             template=template,
@@ -184,8 +183,8 @@ def to_customer(
             language=ticket["language"],
             purpose=purpose,
             context=extra,
-            in_reply_to=first,
-            references=tuple(references if references is not None else [first] if first else ()),
+            in_reply_to=parent,
+            references=chain,
             auto_submitted="auto-replied",  # caused by the customer's own message (RFC 3834)
             record=Record(
                 "system", f"({template} sent to {requester})", cfg.mailbot.address, cfg.mailbot.name

@@ -8,7 +8,7 @@ from the support address, and every change as an event naming the agent.
 
 from __future__ import annotations
 
-from mailbot import digest, notices, sla_timers
+from mailbot import digest, notices, references, sla_timers
 from mailbot.decisions import Plan, Record, Send
 from mailbot.mail.charsets import fold
 from mailbot.mail.quotes import strip_reply
@@ -94,19 +94,12 @@ def _command(job: Job, plan: Plan, command: Command, actor: str) -> None:
         sla_timers.on_priority(plan, store, cfg, actor)
 
 
-def _thread_refs(job: Job, ticket_id: int) -> tuple[str | None, list[str]]:
-    """(In-Reply-To, References) so the customer's client shows one conversation."""
-    rows = job.ctx.store.messages.conversation(ticket_id)
-    last_customer = next((r["message_id"] for r in reversed(rows) if r["kind"] == "customer"), None)
-    refs = list(dict.fromkeys(r["message_id"] for r in rows))
-    return last_customer, refs[:1] + refs[-9:] if len(refs) > 10 else refs
-
-
 def _reply(job: Job, plan: Plan, text: str, agent_name: str) -> None:
     """The agent's words to the customer, with their attachments, recorded as outgoing."""
     ctx, ticket = job.ctx, plan.ticket
     assert plan.ticket_id is not None and job.sender is not None
-    in_reply_to, refs = _thread_refs(job, plan.ticket_id)
+    # The customer's chain and our mail to them: never this agent's own Message-ID.
+    in_reply_to, refs = references.customer_thread(plan, ctx.store)
     first_name = agent_name.split()[0] if agent_name.strip() else agent_name
     plan.add(
         Send(
@@ -120,7 +113,7 @@ def _reply(job: Job, plan: Plan, text: str, agent_name: str) -> None:
                 "footer": ctx.cfg.outbound.footer,
             },
             in_reply_to=in_reply_to,
-            references=tuple(refs),
+            references=refs,
             auto_submitted=None,  # a person's answer, not an automatic one
             from_name=f"{first_name} | {ctx.cfg.mailbot.name}",
             cc=tuple(ctx.store.participants.ccs(plan.ticket_id)),

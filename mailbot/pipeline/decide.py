@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import lru_cache
 from sqlite3 import Row
 
-from mailbot import notices, sla_timers
+from mailbot import notices, references, sla_timers
 from mailbot.config import Topic
 from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
@@ -57,16 +57,8 @@ def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None
     if job.no_replies:
         plan.event("no-reply", f"{template} not sent: imported with --no-replies")
         return
-    refs = [m for m in (*job.parsed.references, job.parsed.message_id) if m]
     refused = notices.to_customer(
-        plan,
-        job.ctx.store,
-        job.ctx.cfg,
-        template=template,
-        purpose=template,
-        in_reply_to=job.parsed.message_id,
-        references=refs,
-        **extra,
+        plan, job.ctx.store, job.ctx.cfg, template=template, purpose=template, **extra
     )
     if refused:
         plan.event("no-answer", f"{template} not sent: {refused}")
@@ -83,6 +75,7 @@ def _notify_agents(job: Job, plan: Plan, template: str) -> None:
                 template=template,
                 to=address,
                 in_reply_to=parsed.message_id,
+                references=references.staff_thread(plan, job.ctx.store, address, parsed.message_id),
                 from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
                 text=parsed.text,
                 sender=sender,
