@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.mail.charsets import fold
 from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
+from mailbot.thanks import THANKS_PHRASES, THANKS_WORDS, ThanksRules
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -31,6 +32,7 @@ class ConfigError(Exception):
 class Agent:
     email: str
     name: str
+    digest: bool = True  # false: no daily digest mail (#lista still answers)
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class Urgent:
     manager_hours: str
     abuse_warn: int
     abuse_limit: int
+    route_text: Mapping[str, str] = field(default_factory=dict)  # language → sentence
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,11 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Notifications:
+    digest: time | None  # when the daily digest goes to agents on business days; None: off
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -188,6 +196,8 @@ class Config:
     sla: Sla
     urgent: Urgent
     limits: Limits
+    thanks: ThanksRules
+    notifications: Notifications
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -379,6 +389,28 @@ def _country(value: Any, ctx: _Context) -> str:
     return value
 
 
+# What an acknowledgement tells a customer without an account manager in [[managers]].
+ROUTE_TEXT = {
+    "pl": "W pilnych sprawach prosimy o kontakt z opiekunem klienta. Dane kontaktowe opiekuna"
+    " znajdą Państwo na swoim koncie w serwisie 4Dustry.",
+    "en": "For urgent matters, please contact your account manager. You will find their contact"
+    " details in your 4Dustry account.",
+}
+
+
+def _texts_by_language(value: Any, ctx: _Context) -> dict[str, str]:
+    """A table of texts per language, e.g. { pl = "...", en = "..." }, over the defaults."""
+    if not isinstance(value, Mapping):
+        raise ValueError('expected a table of texts per language, e.g. { pl = "...", en = "..." }')
+    texts = dict(ROUTE_TEXT)
+    for language, text in value.items():
+        _language(language, ctx)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{language}: expected a non-empty text")
+        texts[language] = " ".join(text.split())
+    return texts
+
+
 def _window(value: Any, ctx: _Context) -> str:
     DailyWindow.parse(_str(value, ctx), ZoneInfo("UTC"))
     return value
@@ -396,6 +428,18 @@ def _size(value: Any, ctx: _Context) -> int:
     number, unit, binary = match.groups()
     power = " kmg".index(unit.lower() or " ")
     return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+# [notifications] digest left out: the digest goes at the opening time of [hours].
+AT_OPENING = object()
+
+
+def _digest_time(value: Any, ctx: _Context) -> Any:
+    """"HH:MM", "" (off), or AT_OPENING when the key is not given."""
+    if value is AT_OPENING:
+        return AT_OPENING
+    value = _str(value, ctx).strip()
+    return parse_clock(value) if value else None
 
 
 def _choice(*choices: str) -> Converter:
@@ -511,6 +555,12 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "manager_hours": (_window, "07:00-22:00"),
         "abuse_warn": (_int, 3),
         "abuse_limit": (_int, 5),
+        "route_text": (_texts_by_language, {}),
+    },
+    "thanks": {
+        "phrases": (_str_list, list(THANKS_PHRASES)),
+        "words": (_str_list, list(THANKS_WORDS)),
+        "max_words": (_int, 25),
     },
     "limits": {
         "max_header_size": (_size, "256 KB"),
@@ -520,10 +570,17 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "auto_replies_per_day": (_int, 10),
         "undeliverable_days": (_int, 7),
     },
+    "notifications": {
+        "digest": (_digest_time, AT_OPENING),
+    },
 }
 
 TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
-    "agents": {"email": (_address, REQUIRED), "name": (_str, REQUIRED)},
+    "agents": {
+        "email": (_address, REQUIRED),
+        "name": (_str, REQUIRED),
+        "digest": (_bool, True),
+    },
     "managers": {
         "name": (_str, REQUIRED),
         "email": (_address, REQUIRED),
@@ -634,6 +691,10 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
             else sec.get("transport") == "smtp" and sec.get("username")
         )
         _check_secret(loader, section, sec, required=bool(in_use))
+    route_text = values["urgent"].get("route_text", {})
+    for language in mb.get("languages", ()) if route_text else ():
+        if language not in route_text:
+            loader.problem("urgent", "route_text", f"no text for language {language!r}")
     hours = values["hours"]
     if "open" in hours and "close" in hours and hours["open"] >= hours["close"]:
         loader.problem("hours", "close", "must be later than open")
@@ -674,6 +735,11 @@ def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> N
         loader.problem(section, "password_env", "a password_env or password_file is needed")
 
 
+def _notifications(values: dict, opens: time) -> Notifications:
+    digest = values["digest"]
+    return Notifications(digest=opens if digest is AT_OPENING else digest)
+
+
 def _build(path: Path, values: dict, arrays: dict) -> Config:
     mb, smtp, imap, out = (
         values["mailbot"],
@@ -704,6 +770,8 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         sla=Sla(**values["sla"]),
         urgent=Urgent(**values["urgent"]),
         limits=Limits(**values["limits"]),
+        thanks=ThanksRules(**values["thanks"]),
+        notifications=_notifications(values["notifications"], hours["open"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),

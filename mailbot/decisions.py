@@ -65,6 +65,7 @@ class KeepMessage:
     received_at: datetime
     attachments: tuple[Attachment, ...] = ()
     verified: bool = True
+    references: tuple[str, ...] = ()  # its In-Reply-To and References, as received
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Send:
     cc: tuple[str, ...] = ()
     attach_message: bool = False  # carry the attachments of the plan's KeepMessage
     record: Record | None = None
+    importance: str | None = None  # "high": marked important (Importance, X-Priority): pages
 
 
 @dataclass(frozen=True)

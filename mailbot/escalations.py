@@ -120,8 +120,9 @@ def _page(plan: Plan, cfg: Config, manager: Manager, raised_by: str | None) -> N
             to=manager.email,
             purpose="manager",
             manager=manager,
-            raised_by=raised_by,
-            agents=notices.ticket_agents(cfg, plan.ticket),
+            raised_by=notices.staff_name(cfg, raised_by) if raised_by else None,
+            agents=[notices.staff_name(cfg, a) for a in notices.ticket_agents(cfg, plan.ticket)],
+            importance="high",  # a page: it must stand out, never be filed away as bulk
         )
     )
     plan.event("manager-paged", f"{manager.name} <{manager.email}>")

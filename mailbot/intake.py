@@ -16,7 +16,7 @@ def sniff_message_id(raw: bytes) -> str | None:
     """The Message-ID from the header block, cheaply, for the inbound row (no full parse)."""
     end = HEADER_END_RE.search(raw, 0, 256 * 1024)
     match = MESSAGE_ID_RE.search(raw, 0, end.start() if end else min(len(raw), 256 * 1024))
-    return match.group(1).decode("ascii", "replace").lower() if match else None
+    return match.group(1).decode("ascii", "replace") if match else None
 
 
 def accept(

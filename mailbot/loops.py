@@ -3,9 +3,10 @@
 Inbound: `automatic()` says whether mail was sent by a machine (RFC 3834 headers, lists, DSNs,
 out-of-office subjects in Polish and English, mailer-daemon/noreply senders, our own mail
 coming back); such mail never gets an automatic answer.
-Outbound: every automatic message we send carries `Auto-Submitted`, `X-Auto-Response-Suppress`,
-`Precedence` and an `X-Loop` naming us, and leaves with a dedicated envelope sender, so that
-robots don't answer it and their bounces come back to us recognisably.
+Outbound: every automatic message we send carries `Auto-Submitted`, `X-Auto-Response-Suppress`
+and an `X-Loop` naming us (automatic answers `Precedence: auto_reply` too, staff notices no
+`Precedence`), and leaves with a dedicated envelope sender, so that robots don't answer it and
+their bounces come back to us recognisably. Pages are marked important.
 Rate limits: at most `[limits] auto_replies_per_10min` / `auto_replies_per_day` automatic
 answers to one address, and none to an address whose mail bounced recently.
 """
@@ -48,16 +49,30 @@ def envelope_from(cfg: Config, auto_submitted: str | None) -> str:
     return cfg.outbound.envelope_from or cfg.mailbot.address
 
 
-def outbound_headers(cfg: Config, auto_submitted: str | None) -> dict[str, str]:
-    """Headers that keep robots from answering our automatic mail (RFC 3834 and practice)."""
-    if not auto_submitted:
-        return {}
-    return {
-        "Auto-Submitted": auto_submitted,
-        "X-Auto-Response-Suppress": "All",  # Exchange/Outlook: no OOO, no read receipts
-        "Precedence": "auto_reply" if auto_submitted == "auto-replied" else "bulk",
-        "X-Loop": cfg.mailbot.address,
-    }
+def outbound_headers(
+    cfg: Config, auto_submitted: str | None, importance: str | None = None
+) -> dict[str, str]:
+    """Headers that keep robots from answering our automatic mail (RFC 3834 and practice).
+
+    `Precedence` goes only on automatic answers (`auto-replied`: acks, notices, an agent's
+    command errors), as `auto_reply`. Notices to staff (`auto-generated`: new tickets,
+    follow-ups, SLA reminders, pages) are one-to-one mail someone must act on: `Precedence:
+    bulk` would have Gmail, Outlook and Thunderbird filters file them away with newsletters.
+    Their responders stay quiet through `Auto-Submitted` (RFC 3834: Sieve vacation, Gmail,
+    Exchange) and `X-Auto-Response-Suppress` (Exchange/Outlook). `importance="high"` (a
+    manager's page) adds the three headers clients show as important: Importance (Outlook,
+    Exchange), X-Priority (Thunderbird, Apple Mail) and Priority (RFC 2156).
+    """
+    headers: dict[str, str] = {}
+    if auto_submitted:
+        headers["Auto-Submitted"] = auto_submitted
+        headers["X-Auto-Response-Suppress"] = "All"  # Exchange/Outlook: no OOO, no receipts
+        if auto_submitted == "auto-replied":
+            headers["Precedence"] = "auto_reply"
+        headers["X-Loop"] = cfg.mailbot.address
+    if importance == "high":
+        headers.update({"Importance": "high", "X-Priority": "1 (Highest)", "Priority": "urgent"})
+    return headers
 
 
 def answer_refused(

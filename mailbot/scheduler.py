@@ -102,6 +102,7 @@ def _record_failure(ctx: Context, timer_id: int, now: datetime, exc: Exception) 
 def fire_due(ctx: Context, now: datetime) -> int:
     """Fire every timer due by `now` (oldest first); returns how many did something."""
     fired = 0
+    timers.keep_digest(ctx, now)
     # Handlers may add timers that are already due: look again, a bounded number of times.
     for _ in range(10):
         results = [fire(ctx, timer_id, now) for timer_id in ctx.store.timers.due_ids(now)]
@@ -149,7 +150,18 @@ class TimerScheduler:
     def start(self) -> None:
         self._recompute()  # config may have changed while we were down
         self.scheduler.start()
-        self.scheduler.add_job(self.wake, "interval", seconds=SWEEP_SECONDS, id="sweep")
+        self.scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep")
+        self.wake()
+
+    def sweep(self) -> None:
+        """The periodic look: the digest timer too (a digest that gave up left none)."""
+        with self._lock:
+            if self._stopped:
+                return
+            try:
+                timers.keep_digest(self._ctx(), datetime.now(UTC))
+            except Exception:  # e.g. the database is locked for long: the next sweep tries
+                log.exception("keeping the digest timer failed")
         self.wake()
 
     def wake(self) -> None:
@@ -196,10 +208,13 @@ class TimerScheduler:
 
     def _recompute(self) -> None:
         ctx = self._ctx()
+        now = datetime.now(UTC)
         with ctx.store.atomic():
-            changed = timers.recompute_open(ctx, datetime.now(UTC))
+            changed = timers.recompute_open(ctx, now)
         if changed:
             log.info("deadlines recomputed", extra={"tickets": changed})
+        if timers.keep_digest(ctx, now):
+            log.info("daily digest rescheduled")
 
     def reload(self, cfg: Config) -> None:
         """New config: open tickets' deadlines follow the new calendar and SLA."""

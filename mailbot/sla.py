@@ -12,6 +12,8 @@ Time conventions used throughout:
   March in Warsaw) moves forward by the length of the gap (→ 03:30). An ambiguous wall-clock
   time (autumn fall-back) resolves to its first occurrence (summer time, ``fold=0``), i.e. the
   earlier instant, so a due time is never later than its clock reading suggests.
+* A due time that the rule puts outside opening hours is promised as the last business
+  moment before it (Thu 22:20 → Thu 18:00): the same business time, a time someone works.
 * Business *seconds* are real elapsed seconds inside opening hours of business days.
 * The only state shared between instances is a cache of per-year holiday tables (immutable).
 """
@@ -344,8 +346,12 @@ class BusinessCalendar:
 
     # -- SLA ------------------------------------------------------------------------------
 
-    def first_response_due(self, arrival: datetime, sla: Duration) -> datetime:
-        """Due time: the business-days part (DESIGN §5), then the business-seconds part."""
+    def rule_due(self, arrival: datetime, sla: Duration) -> datetime:
+        """The SLA rule itself: the business-days part (DESIGN §5), then the business seconds.
+
+        May fall outside opening hours (Tue 22:20 + 2 business days = Thu 22:20); what is
+        promised is `first_response_due`.
+        """
         _require_aware(arrival, "arrival")
         due = arrival.astimezone(self.tz)
         if sla.business_days:
@@ -354,11 +360,38 @@ class BusinessCalendar:
             due = self.add_business_seconds(due, sla.seconds)
         return due
 
+    def first_response_due(self, arrival: datetime, sla: Duration) -> datetime:
+        """The promised due time: the latest business moment not after the rule's due time.
+
+        Tue 22:20 + 2 business days is Thu 22:20 by the rule, a time nobody works; the
+        customer is promised Thu 18:00 instead (Sat 03:00 → Tue 18:00, Mon 07:00 → Tue 18:00).
+        No opening hours lie between the two, so agents get exactly the same business time.
+        A rule due time inside opening hours (the DESIGN §5 examples) is kept as it is, and so
+        is the arrival for a zero SLA.
+        """
+        if not sla:
+            return self.rule_due(arrival, sla)
+        return self.last_business_moment(self.rule_due(arrival, sla))
+
+    def last_business_moment(self, moment: datetime) -> datetime:
+        """``moment`` itself inside opening hours [opens, closes], else the previous closing."""
+        _require_aware(moment)
+        now = moment.astimezone(UTC)
+        day = moment.astimezone(self.tz).date()
+        hours = self._hours(day)
+        if hours is not None and hours[0] <= now <= hours[1]:
+            return moment.astimezone(self.tz)  # keeps an ambiguous time's fold
+        if hours is None or now < hours[0]:
+            day = self._step(day, -1)
+            hours = self._hours(day)
+            assert hours is not None  # _step only returns business days
+        return hours[1].astimezone(self.tz)
+
     def subtract(self, due: datetime, before: Duration) -> datetime:
         """The moment ``before`` ahead of ``due`` (for warnings such as "4h" before due).
 
-        Undoes ``first_response_due`` in reverse order: business seconds back first, then
-        business days back at the same wall-clock time. A zero Duration returns ``due``.
+        Undoes ``rule_due`` in reverse order: business seconds back first, then business days
+        back at the same wall-clock time. A zero Duration returns ``due``.
         """
         _require_aware(due, "due")
         moment = due.astimezone(self.tz)

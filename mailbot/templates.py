@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date, format_time, get_day_names
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -29,7 +31,11 @@ TEMPLATE_NAMES = (
     "manager_urgent",  # to the customer's account manager: an urgent ticket (no customer text)
     "abuse_warning",  # to the customer: many urgent requests lately; the direct line may go
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
+    "agent_digest",  # to an agent: their open tickets, overdue first (daily, and on #lista)
 )
+
+# CLDR plural categories in the order `plural` takes a language's forms ("other" last).
+PLURAL_ORDER = ("zero", "one", "two", "few", "many", "other")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,57 @@ def format_when(moment: datetime, language: str) -> str:
     return f"{format_date(moment, 'full', locale=language)}, {format_time(moment, 'HH:mm')}"
 
 
+# Polish day names after "w" (in the accusative): "w środę", "we wtorek" (w + w-), and month
+# names in the genitive ("2 grudnia"). Tables, not Babel: these phrases are built for every
+# mail about a ticket, and Babel's formatting costs ~50 µs a call.
+_PL_ON_DAY = ("w poniedziałek", "we wtorek", "w środę", "w czwartek", "w piątek", "w sobotę",
+              "w niedzielę")  # fmt: skip
+_PL_MONTHS = ("stycznia", "lutego", "marca", "kwietnia", "maja", "czerwca", "lipca", "sierpnia",
+              "września", "października", "listopada", "grudnia")  # fmt: skip
+_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December")  # fmt: skip
+
+
+def when_phrase(moment: datetime, language: str, *, deadline: bool = False) -> str:
+    """A moment as it stands in a sentence, after a verb.
+
+    pl: 'w środę, 2 grudnia 2026 r., o 09:20' (deadline: '..., do godz. 18:00');
+    en: 'on Wednesday, December 2, 2026, at 09:20' (deadline: 'by Wednesday, ..., 18:00').
+    Babel's full date starts with the day name in the nominative ('środa, 2 grudnia 2026'),
+    which after "w" must be the accusative, so Polish is built here. Other languages get
+    `format_when` as it is.
+    """
+    clock = f"{moment:%H:%M}"
+    if language == "pl":
+        day = f"{moment.day} {_PL_MONTHS[moment.month - 1]} {moment.year}"
+        at = f"do godz. {clock}" if deadline else f"o {clock}"
+        return f"{_PL_ON_DAY[moment.weekday()]}, {day} r., {at}"
+    if language == "en":
+        day = (
+            f"{_EN_DAYS[moment.weekday()]}, {_EN_MONTHS[moment.month - 1]} {moment.day},"
+            f" {moment.year}"
+        )
+        return f"by {day}, {clock}" if deadline else f"on {day}, at {clock}"
+    return format_when(moment, language)
+
+
+def zone_phrase(moment: datetime, language: str) -> str:
+    """Which clock a time in a customer's mail is read on: 'czasu polskiego', 'Warsaw time, CET'.
+
+    The abbreviation (CET/CEST) is the one in force at `moment`; zones whose abbreviation is
+    only an offset ('+03') are named by their city alone.
+    """
+    zone = getattr(moment.tzinfo, "key", "") or "UTC"
+    abbreviation = moment.tzname() or ""
+    if language == "pl":
+        return "czasu polskiego" if zone == "Europe/Warsaw" else f"czasu strefy {zone}"
+    city = zone.rpartition("/")[2].replace("_", " ")
+    if language == "en" and zone != "UTC":
+        return f"{city} time, {abbreviation}" if abbreviation.isalpha() else f"{city} time"
+    return zone
+
+
 @lru_cache(maxsize=64)
 def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str) -> str:
     """Business hours as people write them: 'poniedziałek–piątek 08:00–18:00'."""
@@ -53,6 +110,31 @@ def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str
     else:
         span = ", ".join(names[d] for d in days)
     return f"{span} {opens:%H:%M}–{closes:%H:%M}"
+
+
+@lru_cache(maxsize=16)
+def _plural_categories(language: str) -> tuple[tuple[str, ...], Any]:
+    rule = Locale.parse(language).plural_form
+    return tuple(c for c in PLURAL_ORDER if c in rule.tags or c == "other"), rule
+
+
+def plural(count: int, language: str, *forms: str) -> str:
+    """The word for `count` by the language's CLDR plural rules (Babel).
+
+    `forms` follow the categories the language uses, in PLURAL_ORDER: Polish one, few, many
+    ("zgłoszenie", "zgłoszenia", "zgłoszeń"); English one, other ("ticket", "tickets").
+    A category without a form of its own takes the last form given.
+    """
+    categories, rule = _plural_categories(language)
+    category = rule(count)
+    index = categories.index(category) if category in categories else len(categories) - 1
+    return forms[min(index, len(forms) - 1)]
+
+
+@jinja2.pass_context
+def _plural_filter(context: Any, count: int, *forms: str) -> str:
+    """`{{ n | plural("zgłoszenie", "zgłoszenia", "zgłoszeń") }}` → "5 zgłoszeń"."""
+    return f"{count} {plural(count, context['language'], *forms)}"
 
 
 class Templates:
@@ -70,6 +152,8 @@ class Templates:
             auto_reload=False,
         )
         self.env.filters["when"] = format_when
+        self.env.filters["when_phrase"] = when_phrase
+        self.env.filters["plural"] = _plural_filter
 
     def render(self, name: str, language: str, **context: object) -> Rendered:
         template = self.env.get_template(f"{language}/{name}.txt.j2")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from sqlite3 import Row
 
-from mailbot import escalations, sla_timers, writer
+from mailbot import digest, escalations, sla_timers, writer
 from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.decisions import Plan
@@ -24,6 +24,7 @@ HANDLERS: dict[str, Handler] = {
     "sla_warning": sla_timers.fire_warning,
     "sla_breach": sla_timers.fire_breach,
     escalations.PAGE_KIND: escalations.fire_page,
+    digest.KIND: digest.fire,
 }
 
 
@@ -35,3 +36,17 @@ def recompute_open(ctx: Context, now: datetime) -> int:
         writer.write(ctx, plan)
         changed += plan.acted
     return changed
+
+
+def keep_digest(ctx: Context, now: datetime) -> bool:
+    """The daily digest's timer in step with the config; True when it changed.
+
+    Read first: the write lock is taken only when something is to change.
+    """
+    if digest.keep_scheduled(ctx.store, ctx.cfg, now) is None:
+        return False
+    with ctx.store.atomic():
+        plan = digest.keep_scheduled(ctx.store, ctx.cfg, now)  # again, under the lock
+        if plan is not None:
+            writer.write(ctx, plan)
+    return plan is not None

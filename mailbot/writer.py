@@ -14,7 +14,7 @@ import json
 from sqlite3 import Row
 from typing import Any
 
-from mailbot import attachments, notices
+from mailbot import attachments, notices, references
 from mailbot.context import Context
 from mailbot.decisions import (
     AddParticipant,
@@ -130,6 +130,7 @@ class _Writing:
                 "text": message.text,
                 "verified": int(message.verified),
                 "created_at": to_db(message.received_at),
+                "refs": " ".join(references.bounded(message.references)) or None,
             }
         )
         for att in message.attachments:
@@ -174,8 +175,9 @@ class _Writing:
                 "message_id": message_id,
                 "in_reply_to": send.in_reply_to,
                 # bounded: some threads grow long
-                "refs": " ".join(send.references[-20:]) or None,
+                "refs": " ".join(references.bounded(send.references)) or None,
                 "auto_submitted": send.auto_submitted,
+                "importance": send.importance,
                 "attachments": json.dumps(attached),
                 "next_attempt_at": to_db(now),
                 "created_at": to_db(now),

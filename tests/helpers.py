@@ -34,6 +34,8 @@ def write_config(
     """
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     text = text.replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')
+    # No daily digest unless a test asks for one: it would add mail at 08:00 to every test.
+    text = text.replace('\ndigest = "08:00"\n', '\ndigest = ""\n', 1)
     for dotted, value in (settings or {}).items():
         section, _, key = dotted.rpartition(".")
         header = f"[{section}]\n"

@@ -30,7 +30,8 @@ def test_polish_mail_gets_a_polish_ack_with_due_time_hours_and_queue_position(bo
     ack = next(m for m in sent if m["To"] == "jan@klient.pl")
     assert ack["Subject"] == f"[4Dustry #{ticket['id']}] Problem z zamówieniem"
     body = body_of(ack)
-    assert "środa, 2 grudnia 2026, 09:00" in body  # Saturday → Wednesday, same hour
+    # Saturday → Wednesday, same hour; the day name after "w" in the accusative.
+    assert "najpóźniej w środę, 2 grudnia 2026 r., do godz. 09:00 czasu polskiego" in body
     assert "poniedziałek–piątek 08:00–18:00" in body
     assert "1. w kolejce" in body
     assert "mam problem z zamówieniem" not in body  # the ack never quotes the customer
@@ -58,7 +59,7 @@ def test_english_mail_gets_an_english_ack(bot) -> None:
     assert ticket["language"] == "en"
     ack = next(m for m in bot.outbox() if m["To"] == "john@example.com")
     body = body_of(ack)
-    assert "Wednesday, December 2, 2026, 10:00" in body
+    assert "by Wednesday, December 2, 2026, 10:00 (Warsaw time, CET)" in body
     assert "number 1 in the queue" in body
     assert "Monday–Friday 08:00–18:00" in body
 

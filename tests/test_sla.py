@@ -177,18 +177,78 @@ def test_days_may_be_given_as_any_iterable() -> None:
 
 
 def test_arrival_on_sunday_night(cal: BusinessCalendar) -> None:
-    assert cal.first_response_due(waw(2026, 11, 29, 23, 30), TWO_DAYS) == waw(2026, 12, 2, 23, 30)
+    # The rule: Monday counts, Wednesday 23:30; promised: the closing before it.
+    assert cal.rule_due(waw(2026, 11, 29, 23, 30), TWO_DAYS) == waw(2026, 12, 2, 23, 30)
+    assert cal.first_response_due(waw(2026, 11, 29, 23, 30), TWO_DAYS) == waw(2026, 12, 2, 18)
 
 
 def test_sunday_night_utc_is_monday_in_warsaw(cal: BusinessCalendar) -> None:
-    # 23:30Z on Sunday is 00:30 on Monday in Warsaw: Monday counts, due Wednesday 00:30.
+    # 23:30Z on Sunday is 00:30 on Monday in Warsaw: Monday counts, rule due Wednesday 00:30,
+    # which is promised as Tuesday 18:00 (no opening hours lie between the two).
     arrival = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
-    assert cal.first_response_due(arrival, TWO_DAYS) == waw(2026, 12, 2, 0, 30)
+    assert cal.rule_due(arrival, TWO_DAYS) == waw(2026, 12, 2, 0, 30)
+    assert cal.first_response_due(arrival, TWO_DAYS) == waw(2026, 12, 1, 18)
 
 
-def test_business_day_after_hours_keeps_wall_clock(cal: BusinessCalendar) -> None:
-    # The contract moves only non-business *days*; opening hours do not shift the due time.
-    assert cal.first_response_due(waw(2026, 11, 30, 21), TWO_DAYS) == waw(2026, 12, 2, 21)
+def test_business_day_after_hours_keeps_wall_clock_in_the_rule(cal: BusinessCalendar) -> None:
+    # The rule moves only non-business *days*; the promise is the last business moment.
+    assert cal.rule_due(waw(2026, 11, 30, 21), TWO_DAYS) == waw(2026, 12, 2, 21)
+    assert cal.first_response_due(waw(2026, 11, 30, 21), TWO_DAYS) == waw(2026, 12, 2, 18)
+
+
+# --- the promise: the latest business moment not after the rule's due time (#12) ----------------
+
+NIGHT_DUES = [
+    (waw(2026, 12, 1, 22, 20), waw(2026, 12, 3, 18)),  # Tue 22:20 → Thu 18:00 (rule Thu 22:20)
+    (waw(2026, 11, 28, 3), waw(2026, 12, 1, 18)),  # Sat 03:00 → Tue 18:00 (rule Wed 03:00)
+    (waw(2026, 11, 30, 7), waw(2026, 12, 1, 18)),  # Mon 07:00 → Tue 18:00 (rule Wed 07:00)
+    (waw(2026, 11, 30, 18), waw(2026, 12, 2, 18)),  # exactly 18:00: closing counts, kept
+    (waw(2026, 11, 30, 18, 1), waw(2026, 12, 2, 18)),  # a minute after closing
+    (waw(2026, 11, 30, 8), waw(2026, 12, 2, 8)),  # exactly 08:00: opening, kept
+    (waw(2026, 11, 30, 7, 59), waw(2026, 12, 1, 18)),  # a minute before opening
+    (waw(2026, 12, 23, 22), waw(2026, 12, 29, 18)),  # over Christmas: rule Tue 29 22:00
+    (waw(2026, 12, 22, 7), waw(2026, 12, 23, 18)),  # rule Mon 28 07:00: back over the holidays
+    (waw(2026, 11, 10, 7), waw(2026, 11, 12, 18)),  # rule Fri 13 07:00; 11 Nov is a holiday
+    (waw(2026, 3, 27, 20), waw(2026, 3, 31, 18)),  # Fri CET → Tue CEST (spring DST weekend)
+    (waw(2026, 3, 29, 1, 30), waw(2026, 3, 31, 18)),  # Sun before the spring gap
+    (waw(2026, 10, 24, 3), waw(2026, 10, 27, 18)),  # Sat CEST → Tue CET (autumn DST weekend)
+    (waw(2026, 10, 25, 2, 30, fold=1), waw(2026, 10, 27, 18)),  # the repeated hour, 2nd time
+]
+
+
+@pytest.mark.parametrize(("arrival", "due"), NIGHT_DUES)
+def test_due_outside_hours_is_promised_as_the_last_business_moment(
+    cal: BusinessCalendar, arrival: datetime, due: datetime
+) -> None:
+    promised = cal.first_response_due(arrival, TWO_DAYS)
+    assert promised == due
+    assert (promised.hour, promised.minute) == (due.hour, due.minute)
+    assert promised.utcoffset() == due.utcoffset()
+    rule = cal.rule_due(arrival, TWO_DAYS)
+    assert promised <= rule
+    # Agents get exactly the business time the rule gives them.
+    assert cal.business_seconds_between(arrival, promised) == cal.business_seconds_between(
+        arrival, rule
+    )
+    assert cal.business_seconds_between(arrival, promised) == 20 * HOUR
+
+
+def test_one_business_day_sla_outside_hours(cal: BusinessCalendar) -> None:
+    one_day = Duration(business_days=1)
+    assert cal.first_response_due(waw(2026, 12, 1, 22, 20), one_day) == waw(2026, 12, 2, 18)
+    assert cal.first_response_due(waw(2026, 11, 28, 3), one_day) == waw(2026, 11, 30, 18)
+    assert cal.first_response_due(waw(2026, 11, 30, 7), one_day) == waw(2026, 11, 30, 18)
+
+
+def test_last_business_moment(cal: BusinessCalendar) -> None:
+    assert cal.last_business_moment(waw(2026, 12, 2, 12, 34)) == waw(2026, 12, 2, 12, 34)
+    assert cal.last_business_moment(waw(2026, 12, 2, 18)) == waw(2026, 12, 2, 18)
+    assert cal.last_business_moment(waw(2026, 12, 2, 8)) == waw(2026, 12, 2, 8)
+    assert cal.last_business_moment(waw(2026, 12, 2, 7, 59, 59)) == waw(2026, 12, 1, 18)
+    assert cal.last_business_moment(waw(2026, 12, 6, 12)) == waw(2026, 12, 4, 18)  # Sunday
+    assert cal.last_business_moment(waw(2026, 12, 28, 3)) == waw(2026, 12, 23, 18)  # Christmas
+    utc = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)  # 12:00 in Warsaw: same instant, Warsaw zone
+    assert cal.last_business_moment(utc) == utc and cal.last_business_moment(utc).tzinfo is WAW
 
 
 def test_seconds_sla_starts_at_next_opening(cal: BusinessCalendar) -> None:
@@ -586,8 +646,8 @@ def _inside_hours(day: date, micros: int) -> datetime:
 
 @settings(deadline=None)
 @given(arrival=moments, days=st.integers(min_value=1, max_value=15))
-def test_due_is_a_business_day_at_the_same_wall_clock(arrival: datetime, days: int) -> None:
-    due = CAL.first_response_due(arrival, Duration(business_days=days))
+def test_rule_due_is_a_business_day_at_the_same_wall_clock(arrival: datetime, days: int) -> None:
+    due = CAL.rule_due(arrival, Duration(business_days=days))
     assert due.tzinfo is WAW
     assert CAL.is_business_day(due.date())
     assert due.time() == arrival.time()
@@ -596,6 +656,32 @@ def test_due_is_a_business_day_at_the_same_wall_clock(arrival: datetime, days: i
     start = CAL.add_business_days(arrival, 0).date()
     between = [start + timedelta(n) for n in range(1, (due.date() - start).days + 1)]
     assert sum(map(CAL.is_business_day, between)) == days
+
+
+slas = st.builds(
+    Duration,
+    business_days=st.integers(min_value=0, max_value=10),
+    seconds=st.integers(min_value=0, max_value=30 * HOUR),
+).filter(bool)
+
+
+@settings(deadline=None)
+@given(arrival=moments, sla_=slas)
+def test_promise_keeps_the_business_time_of_the_rule(arrival: datetime, sla_: Duration) -> None:
+    rule = CAL.rule_due(arrival, sla_)
+    due = CAL.first_response_due(arrival, sla_)
+    # Never later than the rule, never before the arrival, and no business time is lost.
+    assert arrival.astimezone(UTC) < due.astimezone(UTC) <= rule.astimezone(UTC)
+    assert CAL.business_seconds_between(arrival, due) == CAL.business_seconds_between(
+        arrival, rule
+    )
+    assert CAL.business_seconds_between(due, rule) == 0
+    # A business moment: inside opening hours, or exactly at a closing time.
+    local = due.astimezone(WAW)
+    assert CAL.is_business_day(local.date())
+    assert time(8) <= local.time() <= time(18)
+    if CAL.is_open(rule) or rule.astimezone(WAW).time() == time(18):
+        assert due == rule
 
 
 @settings(deadline=None)

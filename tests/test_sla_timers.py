@@ -258,7 +258,9 @@ def test_urgent_ticket_pages_the_manager_at_once_without_the_customers_words(
     assert page["To"] == MANAGER
     assert page["Subject"] == "[4Dustry #1] Pilne zgłoszenie klienta ewa@przyklad.pl"
     body = body_of(page)
-    assert "Marta Wiśniewska" in body and "#1" in body and "środa, 2 grudnia 2026, 10:00" in body
+    assert body.startswith("Dzień dobry,\n")  # not "Marta," (a vocative is easy to get wrong)
+    assert "zgłoszenie #1, przyjęte w poniedziałek, 30 listopada 2026 r., o 10:00." in body
+    assert "Termin pierwszej odpowiedzi: środa, 2 grudnia 2026, 10:00." in body
     assert "awaria linii" not in body and "problem z zamówieniem" not in body
     [ack] = delivered(bot, "ack")
     assert "+48 600 100 200" in body_of(ack)  # the ack names the manager for urgent matters
@@ -298,7 +300,8 @@ def test_agent_raising_the_priority_pages_the_manager(bot: Mailbot) -> None:
     assert delivered(bot, "manager_urgent") == []
     agent_says(bot, "#priorytet pilny\n#notatka", MON_10 + timedelta(minutes=5))
     [page] = delivered(bot, "manager_urgent")
-    assert f"Priorytet podniósł {ANNA}." in body_of(page)
+    # The agent's name, in a form without the past tense's gender ("podniósł/podniosła").
+    assert "Priorytet podniesiony przez: Anna Kowalska (anna@4dustry.com)." in body_of(page)
     assert escalations.counted(bot.ctx.store, "ewa@przyklad.pl", MON_10) == 0  # not the customer's
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from email import policy
+from collections.abc import Iterable
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime
 from sqlite3 import Row
+from typing import Any
 
 from mailbot import loops
 from mailbot.config import Config
@@ -16,7 +18,57 @@ from mailbot.store import from_db
 
 # Any control character (CR, LF, NUL, ...) in a header value could start a new header.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
-SMTP_POLICY = policy.SMTP.clone(max_line_length=78, raise_on_defect=True)
+# A msg-id as it may go on the wire: printable ASCII, no space, no brackets inside; one on a
+# line of its own (after the folding space) stays within RFC 5322's 998 characters.
+WIRE_MSGID_RE = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,994}>")
+MSGID_HEADERS = frozenset({"message-id", "in-reply-to", "references"})
+MAX_LINE = 998  # RFC 5322 §2.1.1: never longer, CRLF excluded
+
+
+def wire_msg_ids(text: str) -> list[str]:
+    """The msg-ids in `text` that can be written as they are, in order, without repeats."""
+    return list(dict.fromkeys(WIRE_MSGID_RE.findall(text)))
+
+
+def fold_msg_ids(name: str, ids: Iterable[str], width: int = 78, linesep: str = "\r\n") -> str:
+    """A Message-ID, In-Reply-To or References field, folded between ids, never encoded.
+
+    RFC 5322 §2.1.1: lines of at most `width` (78) characters wherever the content allows, an
+    id that does not fit goes to a continuation line of its own, and an id longer than a line
+    stays whole on it (an RFC 2047 encoded-word is not a msg-id: clients would not thread).
+    """
+    lines = [f"{name}:"]
+    for mid in ids:
+        if len(lines[-1]) + 1 + len(mid) <= width:
+            lines[-1] += f" {mid}"
+        else:
+            lines.append(f" {mid}")
+    return linesep.join(lines) + linesep
+
+
+class _Policy(EmailPolicy):
+    """policy.SMTP, but msg-id fields are folded by `fold_msg_ids`.
+
+    The email package treats In-Reply-To and References as unstructured text and turns a
+    "word" longer than the line (an Exchange Online id of 78+ characters) into an RFC 2047
+    encoded-word. The generator still checks every folded header (verify_generated_headers).
+    """
+
+    def fold(self, name: str, value: Any) -> str:
+        if name.lower() in MSGID_HEADERS:
+            return fold_msg_ids(name, wire_msg_ids(str(value)), self._width(), self.linesep)
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if name.lower() in MSGID_HEADERS:
+            return self.fold(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+    def _width(self) -> int:
+        return min(self.max_line_length or MAX_LINE, MAX_LINE)
+
+
+SMTP_POLICY = _Policy().clone(linesep="\r\n", max_line_length=78, raise_on_defect=True)
 if hasattr(SMTP_POLICY, "verify_generated_headers"):  # Python ≥ 3.11.10 / 3.12.5
     SMTP_POLICY = SMTP_POLICY.clone(verify_generated_headers=True)
 
@@ -44,12 +96,16 @@ def build(row: Row, cfg: Config, attachment_rows: list[Row]) -> bytes:
     created = from_db(row["created_at"])
     assert created is not None  # outbox.created_at is NOT NULL
     msg["Date"] = format_datetime(created)
+    # Ids exactly as stored (case kept), only those that can go on the wire as they are.
     msg["Message-ID"] = clean_header(row["message_id"])
-    if row["in_reply_to"]:
-        msg["In-Reply-To"] = clean_header(row["in_reply_to"])
-    if row["refs"]:
-        msg["References"] = clean_header(row["refs"])
-    for name, value in loops.outbound_headers(cfg, row["auto_submitted"]).items():
+    in_reply_to = wire_msg_ids(row["in_reply_to"] or "")[:1]  # exactly one msg-id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to[0]
+    refs = wire_msg_ids(row["refs"] or "")
+    if refs:
+        msg["References"] = " ".join(refs)
+    headers = loops.outbound_headers(cfg, row["auto_submitted"], row["importance"])
+    for name, value in headers.items():
         msg[name] = value
     msg["X-Mailbot-Ticket"] = str(row["ticket_id"] or "")
     msg.set_content(row["body"], charset="utf-8", cte="quoted-printable")

@@ -141,5 +141,10 @@ def addresses(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
 
 
 def message_ids(text: str) -> tuple[str, ...]:
-    """The <Message-IDs> in a header value, lower-cased, in order, without repeats."""
-    return tuple(dict.fromkeys(m.lower() for m in MSGID_RE.findall(text)))
+    """The <Message-IDs> in a header value, exactly as written, in order, without repeats.
+
+    A msg-id is case-sensitive (RFC 5322 §3.6.4): mail clients that compare ids exactly only
+    thread our answers when we give theirs back unchanged. Lookups match ids ignoring case
+    (`store.messages`), for the MTAs that change it and for ids stored lower-cased long ago.
+    """
+    return tuple(dict.fromkeys(MSGID_RE.findall(text)))

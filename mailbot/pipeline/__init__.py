@@ -116,4 +116,5 @@ class Job:
             received_at=self.received_at,
             attachments=tuple(a for a in parsed.attachments if keep_inline or not a.inline),
             verified=verified,
+            references=tuple(dict.fromkeys((*parsed.references, *parsed.in_reply_to))),
         )

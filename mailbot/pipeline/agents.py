@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from mailbot import notices, sla_timers
+from mailbot import digest, notices, references, sla_timers
 from mailbot.decisions import Plan, Record, Send
+from mailbot.mail.charsets import fold
 from mailbot.mail.quotes import signature_block, strip_reply
-from mailbot.pipeline import Job
+from mailbot.pipeline import Ignore, Job
 from mailbot.pipeline import commands as agent_commands
 from mailbot.pipeline.commands import Command, CommandError, Problem
+from mailbot.pipeline.thread import clean_subject
 
 # Applied before the reply goes out (they shape it); the status changes come after it.
 BEFORE_REPLY = ("assign", "priority", "lang", "topic")
@@ -101,19 +103,12 @@ def _command(job: Job, plan: Plan, command: Command, actor: str) -> None:
         sla_timers.on_priority(plan, store, cfg, actor)
 
 
-def _thread_refs(job: Job, ticket_id: int) -> tuple[str | None, list[str]]:
-    """(In-Reply-To, References) so the customer's client shows one conversation."""
-    rows = job.ctx.store.messages.conversation(ticket_id)
-    last_customer = next((r["message_id"] for r in reversed(rows) if r["kind"] == "customer"), None)
-    refs = list(dict.fromkeys(r["message_id"] for r in rows))
-    return last_customer, refs[:1] + refs[-9:] if len(refs) > 10 else refs
-
-
 def _reply(job: Job, plan: Plan, text: str, agent_name: str) -> None:
     """The agent's words to the customer, with their attachments, recorded as outgoing."""
     ctx, ticket = job.ctx, plan.ticket
     assert plan.ticket_id is not None and job.sender is not None
-    in_reply_to, refs = _thread_refs(job, plan.ticket_id)
+    # The customer's chain and our mail to them: never this agent's own Message-ID.
+    in_reply_to, refs = references.customer_thread(plan, ctx.store)
     first_name = agent_name.split()[0] if agent_name.strip() else agent_name
     plan.add(
         Send(
@@ -127,7 +122,7 @@ def _reply(job: Job, plan: Plan, text: str, agent_name: str) -> None:
                 "footer": ctx.cfg.outbound.footer,
             },
             in_reply_to=in_reply_to,
-            references=tuple(refs),
+            references=refs,
             auto_submitted=None,  # a person's answer, not an automatic one
             from_name=f"{first_name} | {ctx.cfg.mailbot.name}",
             cc=tuple(ctx.store.participants.ccs(plan.ticket_id)),
@@ -157,7 +152,9 @@ def agent_mail(job: Job) -> Plan:
         _tell_agent(job, plan, actor, exc.problems, own)
         return plan
     names = {c.name for c in commands}
-    internal = "note" in names or not body
+    # #lista is a request to mailbot: with it nothing reaches the customer (not even a
+    # signature the mail client added below the command).
+    internal = "note" in names or "list" in names or not body
     plan.add(job.kept("note" if internal else "agent", body or parsed.text, keep_inline=False))
     plan.event("agent-mail", f"{sender.reason}; {job.match.reason}", actor)
     for command in (c for c in commands if c.name in BEFORE_REPLY):
@@ -174,7 +171,23 @@ def agent_mail(job: Job) -> Plan:
         _command(job, plan, command, actor)
     if "note" in names:
         plan.event("note", "internal note; nothing sent to the customer", actor)
+    if "list" in names:
+        _digest(job, plan, actor)
     return plan
+
+
+def _digest(job: Job, plan: Plan, actor: str) -> None:
+    """`#lista`: the agent's digest, threaded under their mail; the ticket is not touched."""
+    parsed = job.parsed
+    assert parsed is not None
+    digest.on_request(
+        plan,
+        job.ctx.store,
+        job.ctx.cfg,
+        actor,
+        in_reply_to=parsed.message_id,
+        references=tuple(parsed.references),
+    )
 
 
 def _first_response(job: Job, plan: Plan, actor: str, assigned: bool) -> None:
@@ -190,3 +203,34 @@ def _first_response(job: Job, plan: Plan, actor: str, assigned: bool) -> None:
     if "first_response_at" in changes:
         plan.event("first-response", f"first response by {actor}", actor)
         sla_timers.on_first_response(plan, job.ctx.store, job.ctx.cfg)
+
+
+def asks_for_digest(job: Job) -> bool:
+    """Mail about no ticket whose subject is `#lista` / `#list`, or whose text starts with it.
+
+    What follows the command lines (a signature, a greeting) does not matter.
+    """
+    parsed = job.parsed
+    assert parsed is not None
+    lines = [clean_subject(parsed.subject), *agent_commands.split(strip_reply(parsed.text))[0]]
+    return any(
+        agent_commands.ALIASES.get(fold(m.group(1))) == "list" and not m.group(2)
+        for line in lines
+        if (m := agent_commands.COMMAND_LINE_RE.match(line))
+    )
+
+
+def digest_request(job: Job) -> Plan:
+    """`#lista` in a fresh mail (or a reply to a daily digest): the digest, if authenticated.
+
+    Only a verified agent gets it (a signed token of ours for that address, or a trusted DMARC
+    pass): the answer goes to the agent's own address, but a forged request must not make
+    mailbot send anything at all.
+    """
+    sender, parsed = job.sender, job.parsed
+    assert sender is not None and sender.agent is not None and parsed is not None
+    if sender.kind != "agent":
+        raise Ignore(f"#lista from {sender.address} not answered: {sender.reason}")
+    plan = Plan(job.now, inbound_id=job.inbound_id)
+    _digest(job, plan, sender.address)
+    return plan

@@ -36,6 +36,7 @@ ALIASES = {
     "priority": "priority", "priorytet": "priority",
     "lang": "lang", "jezyk": "lang",
     "topic": "topic", "temat": "topic",
+    "list": "list", "lista": "list",
 }  # fmt: skip
 TAKES_ARGUMENT = {"assign", "priority", "lang", "topic"}
 PRIORITIES = {"urgent": "urgent", "pilny": "urgent", "normal": "normal", "normalny": "normal"}

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from sqlite3 import Row
 
-from mailbot import notices, sla_timers
+from mailbot import notices, references, sla_timers
 from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
 from mailbot.pipeline.topics import topic_of
 from mailbot.store import from_db
+from mailbot.thanks import short_thanks
 
 
 def subject_of(job: Job) -> str:
@@ -31,16 +32,8 @@ def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None
     if job.no_replies:
         plan.event("no-reply", f"{template} not sent: imported with --no-replies")
         return
-    refs = [m for m in (*job.parsed.references, job.parsed.message_id) if m]
     refused = notices.to_customer(
-        plan,
-        job.ctx.store,
-        job.ctx.cfg,
-        template=template,
-        purpose=template,
-        in_reply_to=job.parsed.message_id,
-        references=refs,
-        **extra,
+        plan, job.ctx.store, job.ctx.cfg, template=template, purpose=template, **extra
     )
     if refused:
         plan.event("no-answer", f"{template} not sent: {refused}")
@@ -57,6 +50,7 @@ def _notify_agents(job: Job, plan: Plan, template: str) -> None:
                 template=template,
                 to=address,
                 in_reply_to=parsed.message_id,
+                references=references.staff_thread(plan, job.ctx.store, address, parsed.message_id),
                 from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
                 text=parsed.text,
                 sender=sender,
@@ -139,6 +133,12 @@ def follow_up(job: Job, ticket: Row) -> Plan:
         + ("" if participant else f"; {sender.address} does not take part (not added)"),
     )
     was = ticket["status"]
+    thanks = _short_thanks(job) if was == "closed" else None
+    if thanks:
+        # Kept for the record; the ticket stays closed and nobody is paged or answered.
+        plan.update(updated_at=job.now)
+        plan.event("thanks", f"{thanks} after the ticket was closed: not reopened, nobody told")
+        return plan
     if was == "closed":
         plan.update(updated_at=job.now, status="open", closed_at=None)
         plan.event("reopened", f"customer replied within {cfg.mailbot.reopen_days} days")
@@ -156,6 +156,24 @@ def follow_up(job: Job, ticket: Row) -> Plan:
         plan.update(queued_notice_at=job.now)
     _notify_agents(job, plan, "agent_followup")
     return plan
+
+
+SIGNATURE_IMAGE_MAX = 50_000  # bytes: company logos in signatures are smaller
+
+
+def _short_thanks(job: Job) -> str | None:
+    """Why the customer's mail is only a short thank-you, or None (`mailbot.thanks`)."""
+    parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
+    assert parsed is not None and sender is not None
+    return short_thanks(
+        parsed.text,
+        cfg.thanks,
+        names=[sender.name, *(agent.name for agent in cfg.agents)],
+        # Small inline images are a signature's logos (Outlook); a pasted screenshot is not.
+        attachments=sum(
+            not att.inline or len(att.data) > SIGNATURE_IMAGE_MAX for att in parsed.attachments
+        ),
+    )
 
 
 def automatic(job: Job) -> Plan:
@@ -201,6 +219,11 @@ def decide(job: Job) -> Plan:
         if sender.kind == "agent" and sender.token_ticket in (None, match.ticket_id):
             return agents.agent_mail(job)
         return agents.unverified(job)
+    if match.ticket_id is None and sender.agent and agents.asks_for_digest(job):
+        return agents.digest_request(job)
+    if match.ticket_id is None and sender.kind == "agent" and sender.token_ticket == 0:
+        # Only digests are signed without a ticket: a reply to one is about no customer.
+        raise Ignore(f"{sender.address} replied to a digest without #lista: nothing to do")
     if match.ticket_id is None:
         return new_ticket(job)
     ticket = store.tickets.get(match.ticket_id)

@@ -36,7 +36,7 @@ def find_ticket(job: Job) -> ThreadMatch:
     automatic = job.sender.automatic
     if automatic and automatic.bounce and automatic.bounce.original_message_id:
         # A bounce names the message that failed: that is the ticket it belongs to.
-        referenced = (automatic.bounce.original_message_id.lower(), *referenced)
+        referenced = (automatic.bounce.original_message_id, *referenced)
     referenced = tuple(dict.fromkeys(referenced))
     tokens = [
         (mid, t)

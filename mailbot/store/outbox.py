@@ -44,6 +44,16 @@ class Outbox(Queries):
             (ticket_id, to),
         )
 
+    def sent_to(self, ticket_id: int, to: str) -> list[str]:
+        """The Message-IDs of the mail `to` got about the ticket, oldest first."""
+        return [
+            row[0]
+            for row in self.store.all(
+                "SELECT message_id FROM outbox WHERE ticket_id = ? AND to_addr = ? ORDER BY id",
+                (ticket_id, to),
+            )
+        ]
+
     def automatic_since(self, address: str, recent: datetime, today: datetime) -> tuple[int, int]:
         """Automatic mail enqueued to `address` since `recent` and since `today`."""
         row = self.store.one(

@@ -254,3 +254,36 @@ def m005_covering_message_ids(db: Database) -> None:
     """Threading and duplicate checks answer from the Message-ID index alone."""
     db.execute("DROP INDEX messages_message_id")
     db.execute("CREATE INDEX messages_message_id ON messages(message_id, ticket_id, from_addr)")
+
+
+@migrations()
+def m006_message_ids_as_received(db: Database) -> None:
+    """Message-IDs kept as they came, matched ignoring case; what each message referenced.
+
+    A msg-id is case-sensitive, so ids are stored and sent back exactly as received. Lookups
+    (threading, duplicates) still ignore case: rows written before this migration hold
+    lower-cased ids, and some MTAs change the case of the ids they pass on. The index is in
+    the collation the lookups use, so they stay index searches. `refs` keeps the In-Reply-To
+    and References of an inbound message: the customer's chain our answers continue.
+    """
+    db.execute("DROP INDEX messages_message_id")
+    db.execute(
+        "CREATE INDEX messages_message_id"
+        " ON messages(message_id COLLATE NOCASE, ticket_id, from_addr)"
+    )
+    db.execute("ALTER TABLE messages ADD COLUMN refs TEXT")
+
+
+@migrations()
+def m008_unattached_timers(db: Database) -> None:
+    """Timers of no ticket (the agents' daily digest) found without reading every SLA timer.
+
+    Partial: SLA timers, one or more per ticket, are not in it and cost nothing more to add.
+    """
+    db.execute("CREATE INDEX timers_unattached ON timers(kind, due_at) WHERE ticket_id IS NULL")
+
+
+@migrations()
+def m010_outbox_importance(db: Database) -> None:
+    """Outgoing mail marked important ("high": a manager's page) gets Importance headers."""
+    db.execute("ALTER TABLE outbox ADD COLUMN importance TEXT")

@@ -39,6 +39,12 @@ class Tickets(Queries):
             "SELECT * FROM tickets WHERE created_at >= ? ORDER BY id", (to_db(since),)
         )
 
+    def unclosed(self) -> list[Row]:
+        """Open and pending tickets, oldest first (agents' digests pick theirs from these)."""
+        return self.store.all(
+            "SELECT * FROM tickets WHERE status IN ('open', 'pending') ORDER BY created_at, id"
+        )
+
     def clock_running(self) -> list[Row]:
         """Open, unanswered tickets not waiting on the customer: their SLA clock runs."""
         return self.store.all(

@@ -86,3 +86,11 @@ class Timers(Queries):
             "SELECT id, due_at FROM timers WHERE status = 'scheduled' AND due_at <= ?",
             (to_db(moment),),
         )
+
+    def unattached(self, kind: str, status: str, limit: int = 10) -> list[Row]:
+        """Timers of `kind` about no ticket (e.g. the daily digest) in `status`, latest first."""
+        return self.store.all(
+            "SELECT * FROM timers WHERE ticket_id IS NULL AND kind = ? AND status = ?"
+            " ORDER BY due_at DESC, id DESC LIMIT ?",
+            (kind, status, limit),
+        )
