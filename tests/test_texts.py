@@ -296,7 +296,7 @@ def test_urgent_page_is_important_on_the_wire_and_never_bulk(bot) -> None:
 
 
 def test_agent_notifications_are_not_bulk_and_acks_stay_auto_replies(bot) -> None:
-    bot.deliver(make_mail(sender=JAN, subject="Problem z kontem"), now=MON_10)
+    bot.deliver(make_mail(sender=JAN, subject="Pytanie o zamówienie"), now=MON_10)
     for agent in ("anna@4dustry.com", "tomasz@4dustry.com"):
         [raw] = raw_sent(bot, agent)
         headers = header_block(raw)
@@ -533,7 +533,7 @@ def test_polish_sla_notices_speak_polish(bot) -> None:
         "[4Dustry #1] Przypomnienie: termin odpowiedzi mija w środę, 2 grudnia 2026 r., o 10:00"
     )
     body = body_of(warning)
-    assert "Priorytet: normalny | temat: logistics | przypisane do: -" in body
+    assert "Priorytet: normalny | temat: logistyka | przypisane do: -" in body
     assert "zacznij odpowiedź od #czeka: zegar SLA zatrzyma się, dopóki klient nie odpisze" in (
         " ".join(body.split())
     )
