@@ -15,11 +15,16 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Build the topic dictionaries' cache once, before xdist starts workers and daemons."""
+    """Cache the shipped topics' keyword forms once, before xdist starts workers and daemons."""
     if not hasattr(config, "workerinput"):
-        from mailbot.pipeline import topics
+        import tempfile
 
-        topics.warm()
+        from mailbot import config as config_module
+        from mailbot.pipeline import topics
+        from tests.helpers import write_config
+
+        with tempfile.TemporaryDirectory() as directory:
+            topics.warm(config_module.load(write_config(Path(directory))).topics)
 
 
 def _in_ci() -> bool:

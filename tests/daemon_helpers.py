@@ -166,7 +166,7 @@ class DaemonProcess:
 # A fork server that has imported mailbot (and the holiday calendars config.load looks at)
 # once. A daemon forked from it is a process of its own, killed for real by SIGKILL, but is up
 # in a fraction of the second or so that `python -m mailbot run` spends starting Python and
-# importing (and loading topic dictionaries); the kill -9 test restarts the daemon 25 times.
+# importing; the kill -9 test restarts the daemon 25 times.
 _FORKS = multiprocessing.get_context("forkserver")
 _FORKS.set_forkserver_preload(
     [
@@ -174,7 +174,6 @@ _FORKS.set_forkserver_preload(
         "mailbot.cli",
         "mailbot.sources.smtp",
         "holidays.countries",
-        "tests.forkserver_warm",
     ]
 )
 

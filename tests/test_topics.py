@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import pytest
 
 from mailbot.pipeline.topics import topic_of
@@ -40,37 +38,74 @@ def test_words_without_polish_letters_match_too(bot) -> None:
     assert topic_of(bot.cfg.topics, "Prywatnosc danych", "")[0] == "privacy"
 
 
-class FakeStreamFactory:
-    """Stands in for simplemma's StreamDictionaryFactory, counting the builds it is asked for."""
+def test_keyword_forms_are_computed_once_and_then_read_from_the_cache(
+    tmp_path, monkeypatch
+) -> None:
+    from mailbot.pipeline import topics
 
-    built: ClassVar[list[str]] = []
+    computed: list[tuple[str, ...]] = []
 
-    def __init__(self, cache_max_size: int = 0) -> None:
-        pass
+    def compute(words: tuple[str, ...]) -> dict[str, frozenset[str]]:
+        computed.append(words)
+        return {w: frozenset({w, w + "y"}) for w in words}
 
-    def get_dictionary(self, lang: str) -> dict[str, str]:
-        FakeStreamFactory.built.append(lang)
-        return {"dostawę": "dostawa"}
+    monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path / "cache"))
+    monkeypatch.setattr(topics, "_compute_elsewhere", compute)
 
+    def forms(*words: str) -> dict[str, frozenset[str]]:
+        topics.keyword_forms.cache_clear()  # as in a new process
+        return topics.keyword_forms(words)
 
-def test_dictionaries_are_built_once_and_then_read_from_the_cache(tmp_path, monkeypatch) -> None:
-    import simplemma.strategies.dictionaries as dictionaries
-
-    from mailbot.pipeline.topics import CachedDictionaries
-
-    monkeypatch.setattr(dictionaries, "StreamDictionaryFactory", FakeStreamFactory)
-    FakeStreamFactory.built = []
-    first = CachedDictionaries(tmp_path / "cache")
-    assert first.get_dictionary("pl")["dostawę"] == "dostawa"
+    assert forms("dostawa")["dostawa"] == {"dostawa", "dostaway"}
     [cached] = (tmp_path / "cache").iterdir()
     assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
-    second = CachedDictionaries(tmp_path / "cache")  # another process
-    assert second.get_dictionary("pl")["dostawę"] == "dostawa"
-    assert FakeStreamFactory.built == ["pl"]
-    cached.chmod(0o666)  # writable by others: not trusted, built again
-    assert CachedDictionaries(tmp_path / "cache").get_dictionary("pl")["dostawę"] == "dostawa"
-    assert FakeStreamFactory.built == ["pl", "pl"]
-    cached.write_bytes(b"not a pickle")  # a torn or foreign file: built again, not fatal
+    assert cached.suffix == ".json" and cached.stat().st_size < 1000
+    assert forms("dostawa")["dostawa"] == {"dostawa", "dostaway"}
+    assert computed == [("dostawa",)]
+    assert forms("dostawa", "konto")["konto"] == {"konto", "kontoy"}  # other keywords, other file
+    assert computed == [("dostawa",), ("dostawa", "konto")]
+    cached.chmod(0o666)  # writable by others: not trusted, computed again
+    assert forms("dostawa")["dostawa"] == {"dostawa", "dostaway"}
+    assert len(computed) == 3
+    cached.write_text('{"forms": {"dost')  # torn or foreign: computed again, not fatal
     cached.chmod(0o600)
-    assert CachedDictionaries(tmp_path / "cache").get_dictionary("pl")["dostawę"] == "dostawa"
-    assert FakeStreamFactory.built == ["pl", "pl", "pl"]
+    assert forms("dostawa")["dostawa"] == {"dostawa", "dostaway"}
+    assert len(computed) == 4
+    assert forms("dostawa") and len(computed) == 4  # and kept again
+
+
+ROUTE_ONE = """
+import json, sys
+from mailbot.config import Topic
+from mailbot.pipeline.topics import topic_of
+topics = (Topic("logistics", ("przesyłka", "shipment"), ()), Topic("bugs", ("błąd",), ()))
+routed = [topic_of(topics, s, "")[0] for s in ("Zagubione przesyłki", "Błędy w raporcie")]
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))
+dictionaries = [m for m in sys.modules if m.startswith("simplemma.strategies")]
+print(json.dumps({"routed": routed, "dictionaries": dictionaries, "rss_kb": rss}))
+"""
+
+
+@pytest.mark.slow
+def test_the_dictionaries_never_enter_the_routing_process(tmp_path) -> None:
+    """Computed in a short-lived process the first time, read from the cache after."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CACHE_DIRECTORY": str(tmp_path)}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", ROUTE_ONE], env=env, capture_output=True, check=True
+        )
+        runs.append(json.loads(done.stdout))
+    for run in runs:
+        assert run["routed"] == ["logistics", "bugs"]
+        assert run["dictionaries"] == []  # neither the scan nor a lemmatiser was imported
+    [cached] = tmp_path.iterdir()
+    forms = json.loads(cached.read_text(encoding="utf-8"))["forms"]
+    assert {"przesylki", "przesylek", "przesylce"} <= set(forms["przesyłka"])
+    assert {"shipments", "shipment"} <= set(forms["shipment"])
+    assert {"bledy", "bledu", "blad"} <= set(forms["błąd"])

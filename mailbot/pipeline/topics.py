@@ -6,37 +6,41 @@ keyword of several words ("nie działa", "dane osobowe", "sign up") matches thos
 row. Words of one to three letters and words with an apostrophe ("nie", "up", "doesn't") are
 matched as written, since their lemmas are too general ("doesn't" → "do"). Everything is
 compared in lower case without diacritics, and a word also matches as written, so "blad"
-matches "błąd". Where the dictionary gives
-one word two base forms (dane → dana, danych → dany), the config lists both forms.
+matches "błąd". Where the dictionary gives one word two base forms (dane → dana, danych →
+dany), the config lists both forms.
 
-The dictionaries are loaded on first use, once per process (`warm()` loads them ahead), with
-simplemma's low-memory backend (about 70 MB resident instead of 400 MB for Polish). Building
-its index of the Polish dictionary takes seconds of CPU, so the built dictionaries are kept in
-a cache directory (systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/mailbot or
-~/.cache/mailbot; per simplemma version) and later processes load them in a fraction of a
-second. Without a writable cache directory they are built in memory each time.
+The lookup is inverted: once per keyword list, one pass over the Polish and English
+dictionaries (form → lemma) collects every form whose lemma is a keyword word's lemma, folded
+(`keyword_forms`); a message's word then matches when its folded self is in such a set. No
+lemmatiser and no dictionary stay in memory, only a few thousand short strings. The pass reads
+the dictionaries as a stream (about 20 MB held while it runs, freed afterwards) and takes
+seconds of CPU, so its result is kept as a small JSON file in a cache directory (systemd's
+$CACHE_DIRECTORY, else $XDG_CACHE_HOME/mailbot or ~/.cache/mailbot), named by the simplemma
+version and a hash of the keyword words; later processes read it in milliseconds without
+opening the dictionaries. Without a writable cache directory the pass runs once per process.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
-import pickle
 import re
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mailbot.config import Topic
 from mailbot.mail.charsets import fold
-
-if TYPE_CHECKING:
-    from simplemma import Lemmatizer
 
 # Words: letters, with inner apostrophes ("doesn't"); hyphens and digits separate words.
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
@@ -45,9 +49,12 @@ LANGUAGES = ("pl", "en")  # dictionaries consulted, in this order
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
+Forms = dict[str, frozenset[str]]  # keyword word (lower case) → the folded words it matches
+Lemmas = dict[bytes, str]  # dictionary form → its folded lemma
+
 
 def cache_directory() -> Path:
-    """Where built dictionaries are kept between processes."""
+    """Where computed keyword forms are kept between processes."""
     systemd = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
     if systemd:
         return Path(systemd)
@@ -55,130 +62,248 @@ def cache_directory() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "mailbot"
 
 
-class CachedDictionaries:
-    """A simplemma DictionaryFactory: its low-memory dictionaries, pickled once built.
+def as_written(word: str) -> bool:
+    """Words matched only as written: three letters or fewer, or with an apostrophe."""
+    return len(word) <= 3 or "'" in word or "’" in word
 
-    A cache file is read only when it belongs to this user and nobody else may write it.
+
+def _scan(lang: str, lookup: set[bytes], prefixes: set[str]) -> tuple[dict[bytes, bytes], Lemmas]:
+    """One pass over simplemma's dictionary for `lang`, read as a stream (~19 MB for Polish):
+    the lemmas of the `lookup` spellings it has, and every form whose lemma, folded, starts
+    with one of `prefixes` (three letters or more), with that folded lemma.
     """
+    from simplemma.strategies.dictionaries import frontcode
+    from simplemma.strategies.dictionaries.dictionary_factory import _read_decompressed
 
-    def __init__(self, directory: Path) -> None:
-        from simplemma import __version__
-
-        self.directory = directory
-        self.version = __version__
-        self.loaded: dict[str, Mapping[str, str]] = {}
-
-    def get_dictionary(self, lang: str) -> Mapping[str, str]:
-        if lang not in self.loaded:
-            self.loaded[lang] = self._load(lang)
-        return self.loaded[lang]
-
-    def _load(self, lang: str) -> Mapping[str, str]:
-        from simplemma.strategies.dictionaries import StreamDictionaryFactory
-
-        path = self.directory / f"simplemma-{self.version}-{lang}.pickle"
-        try:
-            info = path.stat()
-            if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                with path.open("rb") as file:
-                    mapping: Mapping[str, str] = pickle.load(file)
-                return mapping
-        except FileNotFoundError:
-            pass
-        except Exception as exc:  # unreadable or from another build: build it again
-            log.warning("dictionary cache %s unusable (%s); rebuilding", path, exc)
-        mapping = StreamDictionaryFactory(cache_max_size=0).get_dictionary(lang)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with tempfile.NamedTemporaryFile(dir=self.directory, delete=False) as out:
-                pickle.dump(mapping, out, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(out.name, path)  # whole or not at all, for processes reading it
-        except OSError as exc:
-            log.info("dictionary cache not written to %s: %s", self.directory, exc)
-        return mapping
+    data = _read_decompressed(lang)
+    reverse, _count, start = frontcode._read_header(data)
+    found: dict[bytes, bytes] = {}
+    forms: Lemmas = {}
+    starts = {p[:3].encode() for p in prefixes}  # a quick no for lemmas starting in ASCII
+    verdict: dict[bytes, str | None] = {}  # recent lemmas: folded if wanted
+    for _offset, form, lemma in frontcode._iter_records(data, start):
+        if reverse:
+            form, lemma = form[::-1], lemma[::-1]
+        if form in lookup:
+            found[form] = lemma
+        head = lemma[:3]
+        if head.isascii() and head.lower() not in starts:
+            continue
+        if lemma in verdict:
+            folded = verdict[lemma]
+        else:
+            if len(verdict) > 4096:
+                verdict.clear()
+            folded = fold(lemma.decode())
+            if not folded.startswith(tuple(prefixes)):
+                folded = None
+            verdict[lemma] = folded
+        if folded is not None:
+            forms[form] = folded
+    return found, forms
 
 
-@lru_cache(maxsize=1)
-def _lemmatizer() -> Lemmatizer:
-    """simplemma's lemmatizer with the cached low-memory dictionaries (loaded on first lookup)."""
-    from simplemma import Lemmatizer  # imported here: only the pipeline needs it
-    from simplemma.strategies import DefaultStrategy
-
-    factory = CachedDictionaries(cache_directory())
-    return Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=factory))
+def _spellings(words: Iterable[str]) -> set[bytes]:
+    """How simplemma looks a word up: as written, then in the other case."""
+    return {s.encode() for w in words for s in (w, w.lower(), w.capitalize())}
 
 
-def warm() -> float:
-    """Load the dictionaries now rather than at the first message; returns the seconds taken."""
-    started = time.perf_counter()
-    lemma("dostawę")
-    lemma("deliveries")
-    return time.perf_counter() - started
+def _collect(
+    lookup: set[bytes], prefixes: set[str]
+) -> tuple[dict[str, dict[bytes, bytes]], Lemmas]:
+    """Both dictionaries scanned once: the lemmas of `lookup` per language, and the forms
+    of lemmas starting with `prefixes` (a form the Polish dictionary knows has its Polish
+    lemma only, whatever the English one says).
+    """
+    found_en, english = _scan("en", lookup, prefixes)
+    found_pl, polish = _scan("pl", lookup | _spellings(f.decode() for f in english), prefixes)
+    forms = dict(polish)
+    for form, lemma in english.items():
+        if not _spellings([form.decode()]) & found_pl.keys():
+            forms.setdefault(form, lemma)
+    return {"en": found_en, "pl": found_pl}, forms
 
 
-@lru_cache(maxsize=100_000)
-def lemma(word: str) -> str:
-    """The base form of one word, folded ('dostawę' → 'dostawa'); the word itself if unknown."""
-    word = word.lower()
-    if len(word) <= 3 or "'" in word or "’" in word:
-        return fold(word)
-    with _lock:  # the dictionaries load once, whichever thread asks first
-        base = _lemmatizer().lemmatize(word, lang=LANGUAGES)
-    return fold(base)
+def compute_forms(words: Iterable[str]) -> Forms:
+    """For each keyword word, the folded words it matches: itself, and every dictionary form
+    whose lemma (Polish first, then English, as the lemmatiser looks it up) is its lemma.
+
+    One pass over each dictionary finds the words' lemmas and keeps the forms of the lemmas
+    that start as the words do, less their last three letters ("danych" → "dany",
+    "rejestracji" → "rejestracja"); a lemma that does not ("błędy" → "błąd") takes one more.
+    """
+    words = sorted({w.lower() for w in words})
+    looked_up = [w for w in words if not as_written(w)]  # the others are their own lemma
+    prefixes = {fold(w)[: max(3, len(w) - 3)] for w in words}
+    found, forms = _collect(_spellings(looked_up), prefixes)
+    lemma = {w: fold(w) for w in words}
+    for w in looked_up:
+        for lang in LANGUAGES:
+            known = found[lang].get(w.encode()) or found[lang].get(w.capitalize().encode())
+            if known is not None:
+                lemma[w] = fold(known.decode())
+                break
+    targets = {fold(w) for w in words} | set(lemma.values())
+    missed = {t for t in targets if not t.startswith(tuple(prefixes))}
+    if missed:
+        forms.update(_collect(set(), missed)[1])
+    by_lemma: dict[str, set[str]] = {}
+    for form, folded in forms.items():
+        if folded in targets:
+            by_lemma.setdefault(folded, set()).add(form.decode())
+    result: Forms = {}
+    for w in words:
+        matches = {fold(w), lemma[w]}
+        for target in {fold(w), lemma[w]}:
+            for spelled in by_lemma.get(target, ()):
+                # A customer's word matched as written has itself as its lemma: covered.
+                if not as_written(spelled.lower()) and WORD_RE.fullmatch(spelled):
+                    matches.add(fold(spelled))
+        result[w] = frozenset(matches)
+    return result
 
 
-@lru_cache(maxsize=100_000)
-def forms(word: str) -> frozenset[str]:
-    """What a word stands for: its lemma and itself, folded ("blad" is "błąd" typed plainly)."""
-    return frozenset((lemma(word), fold(word)))
-
-
-Phrase = tuple[frozenset[str], ...]
-Keywords = tuple[tuple[str, tuple[tuple[str, Phrase], ...]], ...]
-
-
-@lru_cache(maxsize=8)
-def _keywords(topics: tuple[Topic, ...]) -> Keywords:
-    """Per topic: its name, and each keyword as written and as the forms of its words."""
+def keyword_words(topics: tuple[Topic, ...]) -> tuple[str, ...]:
+    """Every word of every topic's keywords, lower case, sorted, once."""
     return tuple(
-        (
-            topic.name,
-            tuple(
-                (k, tuple(forms(w) for w in WORD_RE.findall(k)))
-                for k in topic.keywords
-                if WORD_RE.search(k)
-            ),
-        )
-        for topic in topics
-        if topic.keywords
+        sorted({w.lower() for t in topics for k in t.keywords for w in WORD_RE.findall(k)})
     )
 
 
-def _find(words: Sequence[frozenset[str]], first: dict[str, list[int]], phrase: Phrase) -> int:
-    """Index of the first place `phrase` stands in `words`, or -1."""
-    starts = sorted({i for form in phrase[0] for i in first.get(form, ())})
-    for start in starts:
-        window = words[start : start + len(phrase)]
-        if len(window) == len(phrase) and all(a & b for a, b in zip(window, phrase, strict=True)):
-            return start
-    return -1
+def cache_path(words: tuple[str, ...]) -> Path:
+    """The cache file of these keyword words' forms: by simplemma version and the words."""
+    release = version("simplemma")
+    digest = hashlib.sha256(json.dumps([release, words]).encode()).hexdigest()[:16]
+    return cache_directory() / f"topic-forms-{release}-{digest}.json"
+
+
+def _read_cache(path: Path, words: tuple[str, ...]) -> Forms | None:
+    """The forms kept in `path`, if it is ours, nobody else may write it, and it is whole."""
+    try:
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            log.warning("topic forms cache %s not trusted (owner or mode); rebuilding", path)
+            return None
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        forms = {w: frozenset(kept["forms"][w]) for w in words}
+        if not all(isinstance(f, str) for fs in forms.values() for f in fs):
+            raise ValueError("not a list of words")
+        return forms
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # torn, foreign or from another build: built again
+        log.warning("topic forms cache %s unusable (%s); rebuilding", path, exc)
+        return None
+
+
+def _write_cache(path: Path, forms: Forms) -> None:
+    """Keep `forms` in `path`, whole or not at all, for processes reading it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kept = {
+            "simplemma": version("simplemma"),
+            "forms": {w: sorted(f) for w, f in forms.items()},
+        }
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, delete=False, encoding="utf-8"
+        ) as out:
+            json.dump(kept, out, ensure_ascii=False)
+        os.replace(out.name, path)
+    except OSError as exc:
+        log.info("topic forms cache not written to %s: %s", path.parent, exc)
+
+
+def _compute_elsewhere(words: tuple[str, ...]) -> Forms:
+    """compute_forms in a short-lived process: the dictionaries never enter this one."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mailbot.pipeline.topics"],
+            input=json.dumps(words),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        computed = json.loads(done.stdout)
+        return {w: frozenset(computed[w]) for w in words}
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        log.warning("topic forms not computed in a subprocess (%s); computing here", exc)
+        return compute_forms(words)
+
+
+@lru_cache(maxsize=8)
+def keyword_forms(words: tuple[str, ...]) -> Forms:
+    """The forms of these keyword words: from the cache file, else computed and kept there."""
+    path = cache_path(words)
+    with _lock:  # computed once, whichever thread asks first
+        forms = _read_cache(path, words)
+        if forms is None:
+            forms = _compute_elsewhere(words)
+            _write_cache(path, forms)
+    return forms
+
+
+def warm(topics: tuple[Topic, ...]) -> float:
+    """Have the keyword forms ready now rather than at the first message; returns seconds."""
+    started = time.perf_counter()
+    _keywords(topics)
+    return time.perf_counter() - started
+
+
+Phrase = tuple[frozenset[str], ...]  # per word of a keyword, the folded words it matches
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """One keyword as configured, its topic and place in the config, and its forms."""
+
+    order: tuple[int, int]  # (topic, keyword) in config order: the first one found wins
+    topic: str
+    written: str
+    phrase: Phrase
+
+
+@lru_cache(maxsize=8)
+def _keywords(topics: tuple[Topic, ...]) -> dict[str, list[Keyword]]:
+    """Each keyword by the folded words its first word matches."""
+    forms = keyword_forms(keyword_words(topics))
+    by_first: dict[str, list[Keyword]] = {}
+    for t, topic in enumerate(topics):
+        for k, written in enumerate(topic.keywords):
+            phrase = tuple(forms[w.lower()] for w in WORD_RE.findall(written))
+            if phrase:
+                keyword = Keyword((t, k), topic.name, written, phrase)
+                for form in phrase[0]:
+                    by_first.setdefault(form, []).append(keyword)
+    return by_first
+
+
+@lru_cache(maxsize=4096)
+def _fold_word(word: str) -> str:
+    """fold() for a customer's word: few distinct ones, seen again and again."""
+    return fold(word)
 
 
 def topic_of(topics: tuple[Topic, ...], subject: str, text: str) -> tuple[str | None, str]:
     """The first configured topic whose keywords the subject or text mention, and why."""
-    keywords = _keywords(topics)
-    if not keywords:
-        return None, "no topic keyword matched"
-    found = WORD_RE.findall(f"{subject}\n{text[:TEXT_CHARS]}")
-    words = [forms(w) for w in found]
-    first: dict[str, list[int]] = {}
-    for index, word in enumerate(words):
-        for form in word:
-            first.setdefault(form, []).append(index)
-    for name, phrases in keywords:
-        for keyword, phrase in phrases:
-            at = _find(words, first, phrase)
-            if at >= 0:
-                written = " ".join(found[at : at + len(phrase)])
-                return name, f"keyword {keyword!r} ({written!r})"
+    by_first = _keywords(topics)
+    found = WORD_RE.findall(f"{subject}\n{text[:TEXT_CHARS]}") if by_first else []
+    words = [w.lower() if w.isascii() else _fold_word(w) for w in found]
+    candidates = sorted(
+        (keyword.order, start, keyword)
+        for start, word in enumerate(words)
+        for keyword in by_first.get(word, ())
+    )
+    for _order, start, keyword in candidates:
+        window = words[start : start + len(keyword.phrase)]
+        if len(window) == len(keyword.phrase) and all(
+            map(frozenset.__contains__, keyword.phrase, window)
+        ):
+            written = " ".join(found[start : start + len(window)])
+            return keyword.topic, f"keyword {keyword.written!r} ({written!r})"
     return None, "no topic keyword matched"
+
+
+if __name__ == "__main__":  # compute_forms for _compute_elsewhere: words in, forms out (JSON)
+    computed = compute_forms(json.load(sys.stdin))
+    json.dump({w: sorted(f) for w, f in computed.items()}, sys.stdout, ensure_ascii=False)
