@@ -74,6 +74,25 @@ def test_keyword_forms_are_computed_once_and_then_read_from_the_cache(
     assert forms("dostawa") and len(computed) == 4  # and kept again
 
 
+def test_without_the_forms_keywords_still_match_as_written(tmp_path, monkeypatch, caplog) -> None:
+    from mailbot.config import Topic
+    from mailbot.pipeline import topics
+
+    monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path))
+    monkeypatch.setattr(topics.sys, "executable", str(tmp_path / "no-python"))
+    topics.keyword_forms.cache_clear()
+    topics._keywords.cache_clear()
+    mine = (Topic("logistics", ("dostawa",), ()),)
+    try:
+        assert topic_of(mine, "Dostawa 12/2026", "")[0] == "logistics"
+        assert topic_of(mine, "Brak dostawy", "")[0] is None  # no inflected forms this time
+    finally:
+        topics.keyword_forms.cache_clear()
+        topics._keywords.cache_clear()
+    assert "keywords match only as written" in caplog.text
+    assert list(tmp_path.iterdir()) == []  # nothing cached: the next process tries again
+
+
 ROUTE_ONE = """
 import json, sys
 from mailbot.config import Topic

@@ -12,12 +12,13 @@ dany), the config lists both forms.
 The lookup is inverted: once per keyword list, one pass over the Polish and English
 dictionaries (form → lemma) collects every form whose lemma is a keyword word's lemma, folded
 (`keyword_forms`); a message's word then matches when its folded self is in such a set. No
-lemmatiser and no dictionary stay in memory, only a few thousand short strings. The pass reads
-the dictionaries as a stream (about 20 MB held while it runs, freed afterwards) and takes
-seconds of CPU, so its result is kept as a small JSON file in a cache directory (systemd's
-$CACHE_DIRECTORY, else $XDG_CACHE_HOME/mailbot or ~/.cache/mailbot), named by the simplemma
-version and a hash of the keyword words; later processes read it in milliseconds without
-opening the dictionaries. Without a writable cache directory the pass runs once per process.
+lemmatiser and no dictionary stay in memory, only a few hundred short strings. The pass runs
+in a short-lived process (`python -m mailbot.pipeline.topics`: seconds of CPU, about 90 MB at
+its peak, none of it in the daemon) and its result is kept as a small JSON file in a cache
+directory (systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/mailbot or ~/.cache/mailbot),
+named by the simplemma version and a hash of the keyword words, read only if it is ours and
+nobody else may write it; later processes read it in milliseconds. Without a writable cache
+directory the pass runs once per process; if it fails, keywords match only as written.
 """
 
 from __future__ import annotations
@@ -213,32 +214,39 @@ def _write_cache(path: Path, forms: Forms) -> None:
         log.info("topic forms cache not written to %s: %s", path.parent, exc)
 
 
-def _compute_elsewhere(words: tuple[str, ...]) -> Forms:
-    """compute_forms in a short-lived process: the dictionaries never enter this one."""
+def _compute_elsewhere(words: tuple[str, ...]) -> Forms | None:
+    """compute_forms in a short-lived process (the dictionaries never enter this one), or
+    None if it failed.
+    """
     try:
         done = subprocess.run(
             [sys.executable, "-m", "mailbot.pipeline.topics"],
             input=json.dumps(words),
             capture_output=True,
             text=True,
-            check=True,
             timeout=600,
         )
+        if done.returncode:
+            raise RuntimeError(done.stderr.strip().splitlines()[-1:] or done.returncode)
         computed = json.loads(done.stdout)
         return {w: frozenset(computed[w]) for w in words}
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
-        log.warning("topic forms not computed in a subprocess (%s); computing here", exc)
-        return compute_forms(words)
+    except Exception as exc:
+        log.error("keyword forms not computed (%s); keywords match only as written", exc)
+        return None
 
 
 @lru_cache(maxsize=8)
 def keyword_forms(words: tuple[str, ...]) -> Forms:
-    """The forms of these keyword words: from the cache file, else computed and kept there."""
+    """The forms of these keyword words: from the cache file, else computed and kept there
+    (if that fails, each word as written, until the next process tries again).
+    """
     path = cache_path(words)
     with _lock:  # computed once, whichever thread asks first
         forms = _read_cache(path, words)
         if forms is None:
             forms = _compute_elsewhere(words)
+            if forms is None:
+                return {w: frozenset({fold(w)}) for w in words}
             _write_cache(path, forms)
     return forms
 
