@@ -97,8 +97,8 @@ ROUTE_ONE = """
 import json, sys
 from mailbot.config import Topic
 from mailbot.pipeline.topics import topic_of
-topics = (Topic("logistics", ("przesyłka", "shipment"), ()), Topic("bugs", ("błąd",), ()))
-routed = [topic_of(topics, s, "")[0] for s in ("Zagubione przesyłki", "Błędy w raporcie")]
+topics = (Topic("logistics", ("przesyłka", "shipment"), ()), Topic("bugs", ("błędy",), ()))
+routed = [topic_of(topics, s, "")[0] for s in ("Zagubione przesyłki", "Błąd w raporcie")]
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))
 dictionaries = [m for m in sys.modules if m.startswith("simplemma.strategies")]
 print(json.dumps({"routed": routed, "dictionaries": dictionaries, "rss_kb": rss}))
@@ -107,7 +107,9 @@ print(json.dumps({"routed": routed, "dictionaries": dictionaries, "rss_kb": rss}
 
 @pytest.mark.slow
 def test_the_dictionaries_never_enter_the_routing_process(tmp_path) -> None:
-    """Computed in a short-lived process the first time, read from the cache after."""
+    """Computed in a short-lived process the first time, read from the cache after; a keyword
+    in any form ("błędy") matches the others ("Błąd").
+    """
     import json
     import os
     import subprocess
@@ -127,4 +129,5 @@ def test_the_dictionaries_never_enter_the_routing_process(tmp_path) -> None:
     forms = json.loads(cached.read_text(encoding="utf-8"))["forms"]
     assert {"przesylki", "przesylek", "przesylce"} <= set(forms["przesyłka"])
     assert {"shipments", "shipment"} <= set(forms["shipment"])
-    assert {"bledy", "bledu", "blad"} <= set(forms["błąd"])
+    # "błędy" is a form of "błąd", a lemma that starts otherwise: found all the same.
+    assert {"bledy", "bledu", "blad", "bledem"} <= set(forms["błędy"])

@@ -68,10 +68,12 @@ def as_written(word: str) -> bool:
     return len(word) <= 3 or "'" in word or "’" in word
 
 
-def _scan(lang: str, lookup: set[bytes], prefixes: set[str]) -> tuple[dict[bytes, bytes], Lemmas]:
+def _scan(
+    lang: str, lookup: set[bytes], exact: set[str], prefixes: set[str]
+) -> tuple[dict[bytes, bytes], Lemmas]:
     """One pass over simplemma's dictionary for `lang`, read as a stream (~19 MB for Polish):
     the lemmas of the `lookup` spellings it has, and every form whose lemma, folded, starts
-    with one of `prefixes` (three letters or more), with that folded lemma.
+    with one of `prefixes` (three letters or more) or is in `exact`, with that folded lemma.
     """
     from simplemma.strategies.dictionaries import frontcode
     from simplemma.strategies.dictionaries.dictionary_factory import _read_decompressed
@@ -80,7 +82,8 @@ def _scan(lang: str, lookup: set[bytes], prefixes: set[str]) -> tuple[dict[bytes
     reverse, _count, start = frontcode._read_header(data)
     found: dict[bytes, bytes] = {}
     forms: Lemmas = {}
-    starts = {p[:3].encode() for p in prefixes}  # a quick no for lemmas starting in ASCII
+    starts = {p[:3].encode() for p in exact | prefixes}  # a quick no for ASCII lemmas
+    beginnings = tuple(prefixes)
     verdict: dict[bytes, str | None] = {}  # recent lemmas: folded if wanted
     for _offset, form, lemma in frontcode._iter_records(data, start):
         if reverse:
@@ -96,7 +99,7 @@ def _scan(lang: str, lookup: set[bytes], prefixes: set[str]) -> tuple[dict[bytes
             if len(verdict) > 4096:
                 verdict.clear()
             folded = fold(lemma.decode())
-            if not folded.startswith(tuple(prefixes)):
+            if folded not in exact and not folded.startswith(beginnings):
                 folded = None
             verdict[lemma] = folded
         if folded is not None:
@@ -110,14 +113,15 @@ def _spellings(words: Iterable[str]) -> set[bytes]:
 
 
 def _collect(
-    lookup: set[bytes], prefixes: set[str]
+    lookup: set[bytes], exact: set[str], prefixes: set[str]
 ) -> tuple[dict[str, dict[bytes, bytes]], Lemmas]:
     """Both dictionaries scanned once: the lemmas of `lookup` per language, and the forms
-    of lemmas starting with `prefixes` (a form the Polish dictionary knows has its Polish
-    lemma only, whatever the English one says).
+    of lemmas in `exact` or starting with `prefixes` (a form the Polish dictionary knows has
+    its Polish lemma only, whatever the English one says).
     """
-    found_en, english = _scan("en", lookup, prefixes)
-    found_pl, polish = _scan("pl", lookup | _spellings(f.decode() for f in english), prefixes)
+    found_en, english = _scan("en", lookup, exact, prefixes)
+    more = lookup | _spellings(f.decode() for f in english)
+    found_pl, polish = _scan("pl", more, exact, prefixes)
     forms = dict(polish)
     for form, lemma in english.items():
         if not _spellings([form.decode()]) & found_pl.keys():
@@ -135,8 +139,9 @@ def compute_forms(words: Iterable[str]) -> Forms:
     """
     words = sorted({w.lower() for w in words})
     looked_up = [w for w in words if not as_written(w)]  # the others are their own lemma
-    prefixes = {fold(w)[: max(3, len(w) - 3)] for w in words}
-    found, forms = _collect(_spellings(looked_up), prefixes)
+    exact = {fold(w) for w in words if as_written(w)}
+    prefixes = {fold(w)[: max(3, len(w) - 3)] for w in looked_up}
+    found, forms = _collect(_spellings(looked_up), exact, prefixes)
     lemma = {w: fold(w) for w in words}
     for w in looked_up:
         for lang in LANGUAGES:
@@ -145,9 +150,9 @@ def compute_forms(words: Iterable[str]) -> Forms:
                 lemma[w] = fold(known.decode())
                 break
     targets = {fold(w) for w in words} | set(lemma.values())
-    missed = {t for t in targets if not t.startswith(tuple(prefixes))}
+    missed = {t for t in targets if t not in exact and not t.startswith(tuple(prefixes))}
     if missed:
-        forms.update(_collect(set(), missed)[1])
+        forms.update(_collect(set(), missed, set())[1])
     by_lemma: dict[str, set[str]] = {}
     for form, folded in forms.items():
         if folded in targets:
