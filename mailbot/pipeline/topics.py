@@ -18,7 +18,9 @@ its peak, none of it in the daemon) and its result is kept as a small JSON file 
 directory (systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/mailbot or ~/.cache/mailbot),
 named by the simplemma version and a hash of the keyword words, read only if it is ours and
 nobody else may write it; later processes read it in milliseconds. Without a writable cache
-directory the pass runs once per process; if it fails, keywords match only as written.
+directory the pass runs once per process; if it fails, keywords match only as written. A
+customer's word the dictionaries do not know matches only as written too (the lemmatiser
+guessed lemmas for some such words by rules).
 """
 
 from __future__ import annotations
@@ -229,10 +231,11 @@ def _compute_elsewhere(words: tuple[str, ...]) -> Forms | None:
             input=json.dumps(words),
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=120,  # the pass takes seconds; the first new ticket waits for it
         )
         if done.returncode:
-            raise RuntimeError(done.stderr.strip().splitlines()[-1:] or done.returncode)
+            lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            raise RuntimeError(lines[-1])
         computed = json.loads(done.stdout)
         return {w: frozenset(computed[w]) for w in words}
     except Exception as exc:
@@ -245,6 +248,8 @@ def keyword_forms(words: tuple[str, ...]) -> Forms:
     """The forms of these keyword words: from the cache file, else computed and kept there
     (if that fails, each word as written, until the next process tries again).
     """
+    if not words:
+        return {}
     path = cache_path(words)
     with _lock:  # computed once, whichever thread asks first
         forms = _read_cache(path, words)
