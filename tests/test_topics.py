@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailbot.pipeline import topics
 from mailbot.pipeline.topics import topic_of
 from tests.helpers import make_mail
 from tests.topic_corpus import CASES
@@ -96,6 +97,7 @@ def test_without_the_forms_keywords_still_match_as_written(tmp_path, monkeypatch
 ROUTE_ONE = """
 import json, sys
 from mailbot.config import Topic
+from mailbot.pipeline import topics
 from mailbot.pipeline.topics import topic_of
 topics = (Topic("logistics", ("przesyłka", "shipment"), ()), Topic("bugs", ("błędy",), ()))
 routed = [topic_of(topics, s, "")[0] for s in ("Zagubione przesyłki", "Błąd w raporcie")]
@@ -131,3 +133,15 @@ def test_the_dictionaries_never_enter_the_routing_process(tmp_path) -> None:
     assert {"shipments", "shipment"} <= set(forms["shipment"])
     # "błędy" is a form of "błąd", a lemma that starts otherwise: found all the same.
     assert {"bledy", "bledu", "blad", "bledem"} <= set(forms["błędy"])
+
+
+def test_forms_come_out_the_same_through_simplemmas_public_dictionary(monkeypatch) -> None:
+    """If a simplemma release moves the fast record reader, the public mapping gives the same."""
+    fast = dict(topics._records("en"))
+
+    def moved(lang: str):
+        raise AttributeError("module 'frontcode' has no attribute '_iter_records'")
+
+    monkeypatch.setattr(topics, "_fast_records", moved)
+    assert dict(topics._records("en")) == fast
+    assert fast[b"deliveries"] == b"delivery"

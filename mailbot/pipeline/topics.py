@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
@@ -70,6 +70,34 @@ def as_written(word: str) -> bool:
     return len(word) <= 3 or "'" in word or "’" in word
 
 
+def _fast_records(lang: str) -> Iterator[tuple[bytes, bytes]]:
+    """simplemma 2's own reader of its front-coded dictionary files (not public API)."""
+    from simplemma.strategies.dictionaries import frontcode
+    from simplemma.strategies.dictionaries.dictionary_factory import _read_decompressed
+
+    data = _read_decompressed(lang)
+    reverse, _count, start = frontcode._read_header(data)
+    records = frontcode._iter_records(data, start)
+    return (((f[::-1], m[::-1]) if reverse else (f, m)) for _offset, f, m in records)
+
+
+def _records(lang: str) -> Iterator[tuple[bytes, bytes]]:
+    """(form, lemma) pairs of simplemma's dictionary for `lang`, UTF-8 encoded.
+
+    simplemma 2's record reader streams the Polish dictionary in ~4 s, while iterating the
+    public mapping lazily takes over a minute. That reader is not public API: if a release
+    moves it, the public full dictionary is read instead (slower, larger; in the subprocess).
+    """
+    try:
+        return _fast_records(lang)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        log.warning("simplemma's record reader unavailable (%s); reading its full dictionary", exc)
+    from simplemma.strategies.dictionaries import DefaultDictionaryFactory
+
+    mapping = DefaultDictionaryFactory().get_dictionary(lang)
+    return ((str(form).encode(), str(lemma).encode()) for form, lemma in mapping.items())
+
+
 def _scan(
     lang: str, lookup: set[bytes], exact: set[str], prefixes: set[str]
 ) -> tuple[dict[bytes, bytes], Lemmas]:
@@ -77,19 +105,12 @@ def _scan(
     the lemmas of the `lookup` spellings it has, and every form whose lemma, folded, starts
     with one of `prefixes` (three letters or more) or is in `exact`, with that folded lemma.
     """
-    from simplemma.strategies.dictionaries import frontcode
-    from simplemma.strategies.dictionaries.dictionary_factory import _read_decompressed
-
-    data = _read_decompressed(lang)
-    reverse, _count, start = frontcode._read_header(data)
     found: dict[bytes, bytes] = {}
     forms: Lemmas = {}
     starts = {p[:3].encode() for p in exact | prefixes}  # a quick no for ASCII lemmas
     beginnings = tuple(prefixes)
     verdict: dict[bytes, str | None] = {}  # recent lemmas: folded if wanted
-    for _offset, form, lemma in frontcode._iter_records(data, start):
-        if reverse:
-            form, lemma = form[::-1], lemma[::-1]
+    for form, lemma in _records(lang):
         if form in lookup:
             found[form] = lemma
         head = lemma[:3]
