@@ -254,3 +254,13 @@ def m005_covering_message_ids(db: Database) -> None:
     """Threading and duplicate checks answer from the Message-ID index alone."""
     db.execute("DROP INDEX messages_message_id")
     db.execute("CREATE INDEX messages_message_id ON messages(message_id, ticket_id, from_addr)")
+
+
+@migrations()
+def m007_outbox_original(db: Database) -> None:
+    """An outbox row may carry an inbound message's raw bytes as a message/rfc822 part.
+
+    Agents' follow-up notifications show the customer's new text only; the whole message as
+    it arrived goes with them, for when the quote stripping cut too much.
+    """
+    db.execute("ALTER TABLE outbox ADD COLUMN original_inbound INTEGER REFERENCES inbound(id)")
