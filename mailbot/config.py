@@ -168,6 +168,11 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Notifications:
+    attachments_max: int  # bytes of customer files (and original message) carried to agents
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -178,6 +183,7 @@ class Config:
     sla: Sla
     urgent: Urgent
     limits: Limits
+    notifications: Notifications = Notifications(attachments_max=10_000_000)
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -487,6 +493,9 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "auto_replies_per_day": (_int, 10),
         "undeliverable_days": (_int, 7),
     },
+    "notifications": {
+        "attachments_max": (_size, "10 MB"),
+    },
 }
 
 TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
@@ -660,6 +669,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         sla=Sla(**values["sla"]),
         urgent=Urgent(**values["urgent"]),
         limits=Limits(**values["limits"]),
+        notifications=Notifications(**values["notifications"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),

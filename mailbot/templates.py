@@ -12,7 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date, format_time, get_day_names
+from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
 
 # Every template the code renders; each must exist for every configured language.
@@ -30,6 +32,29 @@ TEMPLATE_NAMES = (
     "abuse_warning",  # to the customer: many urgent requests lately; the direct line may go
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
 )
+
+
+def format_size(size: int, language: str) -> str:
+    """'850 B', '120 kB', '1,2 MB' (decimal units, as config sizes like "10 MB" are read)."""
+    for unit, scale, pattern in (("MB", 1e6, "#,##0.#"), ("kB", 1e3, "#,##0")):
+        if size >= scale:
+            return f"{format_decimal(size / scale, pattern, locale=language)} {unit}"
+    return f"{size} B"
+
+
+@lru_cache(maxsize=16)
+def _plural_form(language: str) -> Locale:
+    return Locale.parse(language)
+
+
+def plural(count: int, language: str, *forms: str) -> str:
+    """The form of a noun for `count`: forms one, few, many (Polish) or one, other (English).
+
+    Chosen by the CLDR plural category of the language: 'załącznik', 'załączniki', 'załączników'.
+    """
+    category = _plural_form(language).plural_form(count)
+    index = {"one": 0, "two": 1, "few": 1, "many": 2}.get(category, len(forms) - 1)
+    return forms[min(index, len(forms) - 1)]
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,17 @@ def format_hours(days: tuple[int, ...], opens: time, closes: time, language: str
     return f"{span} {opens:%H:%M}–{closes:%H:%M}"
 
 
+def add_filters(env: jinja2.Environment) -> None:
+    """Filters for templates: `when`, `filesize`, `plural` (the last two in its language)."""
+    env.filters["when"] = format_when
+    env.filters["filesize"] = jinja2.pass_context(
+        lambda ctx, size: format_size(size, ctx["language"])
+    )
+    env.filters["plural"] = jinja2.pass_context(
+        lambda ctx, count, *forms: f"{count} {plural(count, ctx['language'], *forms)}"
+    )
+
+
 class Templates:
     """Loads and renders the templates of one templates directory."""
 
@@ -69,7 +105,7 @@ class Templates:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.env.filters["when"] = format_when
+        add_filters(self.env)
 
     def render(self, name: str, language: str, **context: object) -> Rendered:
         template = self.env.get_template(f"{language}/{name}.txt.j2")
@@ -108,6 +144,7 @@ def _template_problems(
 ) -> tuple[str, ...]:
     problems = []
     env = SandboxedEnvironment()
+    add_filters(env)
     names = [(language, name) for language in languages for name in TEMPLATE_NAMES]
     for (language, name), text in zip(names, texts, strict=True):
         rel = f"{language}/{name}.txt.j2"

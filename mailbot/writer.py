@@ -153,15 +153,19 @@ class _Writing:
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
         ticket = self.ticket() if self.ticket_id else None
         context: dict[str, Any] = (
-            notices.context(ctx.cfg, ticket, send.language) if ticket is not None else {}
+            notices.context(ctx.cfg, ticket, send.language, store, now)
+            if ticket is not None
+            else {}
         )
+        attached: list[int] = []
+        if send.attach_message and self.message_row is not None:
+            # The ids the kept message's attachments got, so the text can name them.
+            kept = [a["id"] for a in store.attachments.of_message(self.message_row)]
+            context["attachment_ids"] = kept
+            only = send.attach_only
+            attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
         message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to)
-        attached = (
-            [a["id"] for a in store.attachments.of_message(self.message_row)]
-            if send.attach_message and self.message_row is not None
-            else []
-        )
         row_id = store.outbox.insert(
             {
                 "ticket_id": self.ticket_id,
@@ -177,6 +181,7 @@ class _Writing:
                 "refs": " ".join(send.references[-20:]) or None,
                 "auto_submitted": send.auto_submitted,
                 "attachments": json.dumps(attached),
+                "original_inbound": self.plan.inbound_id if send.attach_original else None,
                 "next_attempt_at": to_db(now),
                 "created_at": to_db(now),
             }

@@ -15,6 +15,7 @@ from sqlite3 import Row
 from mailbot import notices, sla_timers
 from mailbot.config import Topic
 from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
+from mailbot.mail.quotes import strip_reply
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
 from mailbot.store import from_db
@@ -72,9 +73,19 @@ def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None
 
 
 def _notify_agents(job: Job, plan: Plan, template: str) -> None:
-    """The customer's words to the agents who look after the ticket."""
+    """The customer's words and files to the agents who look after the ticket.
+
+    A new ticket shows the whole text: there is no history of ours in it, and what a customer
+    forwards is part of the request. A follow-up shows the new text only (quoted history,
+    our own ack included, stripped as for agents' replies) and carries the message as it
+    arrived, for when the stripping cut too much. Files travel within
+    `[notifications] attachments_max` (see `notices.carried_files`).
+    """
     parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
     assert parsed is not None and sender is not None
+    follow_up = template == "agent_followup"
+    text = (strip_reply(parsed.text) if follow_up else parsed.text).strip()
+    files = notices.carried_files(cfg, parsed.attachments, len(job.raw) if follow_up else None)
     for address in notices.ticket_agents(cfg, plan.ticket):
         plan.add(
             notices.to_staff(
@@ -83,9 +94,15 @@ def _notify_agents(job: Job, plan: Plan, template: str) -> None:
                 to=address,
                 in_reply_to=parsed.message_id,
                 from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
-                text=parsed.text,
+                attach=files.carried,
+                attach_original=bool(files.original and files.original["carried"]),
+                text=text,
                 sender=sender,
-                attachments=[att.filename for att in parsed.attachments],
+                files=files.files,
+                left_out=files.left_out,
+                original=files.original,
+                inbound_id=job.inbound_id,
+                attachments_max=cfg.notifications.attachments_max,
             )
         )
 
