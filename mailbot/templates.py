@@ -31,6 +31,7 @@ TEMPLATE_NAMES = (
     "manager_urgent",  # to the customer's account manager: an urgent ticket (no customer text)
     "abuse_warning",  # to the customer: many urgent requests lately; the direct line may go
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
+    "agent_assigned",  # to an agent another agent assigned a ticket to: its story so far
 )
 
 

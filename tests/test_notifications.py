@@ -19,7 +19,7 @@ from mailbot.mail.compose import original_part
 from tests.daemon_helpers import daemon_settings
 from tests.helpers import WARSAW_NOON, Mailbot, body_of, make_mail
 from tests.servers import SmtpSink
-from tests.test_agents import ANNA, outlook_reply
+from tests.test_agents import ANNA, TOMASZ, gmail_reply, outlook_reply
 
 CUSTOMER = "jan@klient.pl"
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"  # binary, ~10 kB
@@ -477,6 +477,91 @@ def test_follow_up_after_the_due_time_says_it_passed(bot) -> None:
     text = body_of(notes_to_anna(bot)[-1])
     assert "Nadal nic?" in text
     assert "Termin pierwszej odpowiedzi minął: środa, 2 grudnia 2026, 11:00" in text
+
+
+# -- #przypisz: the new assignee hears, with the story so far -----------------------------------
+
+
+def _assigned(bot: Mailbot, command: str) -> None:
+    bot.deliver(
+        make_mail(subject="Dostawa komponentów", body="Gdzie jest moja dostawa 4411?"),
+    )
+    bot.deliver(apple_attachment_only(Subject="Re: [4Dustry #1] Dostawa komponentów"),
+                now=WARSAW_NOON + timedelta(minutes=30))  # fmt: skip
+    note = [m for m in bot.outbox() if m["To"] == "anna@4dustry.com"][-1]
+    bot.deliver(outlook_reply(note, ANNA, command), now=WARSAW_NOON + timedelta(hours=1))
+
+
+def test_przypisz_sends_the_new_assignee_a_signed_story_whose_reply_reaches_the_customer(
+    bot,
+) -> None:
+    _assigned(
+        bot, "#przypisz tomasz\n\nDzień dobry,\n\nsprawą zajmie się kolega z działu reklamacji."
+    )
+    [story] = [m for m in bot.outbox() if m["To"] == "tomasz@4dustry.com"]
+    assert story["Subject"] == "[4Dustry #1] Przypisano Ci zgłoszenie: Dostawa komponentów"
+    text = body_of(story)
+    assert "Anna Kowalska przekazuje Ci zgłoszenie #1 „Dostawa komponentów”." in text
+    assert "Klient: Jan Kowalski <jan@klient.pl>" in text
+    assert "Przypisane do: Tomasz Nowak" in text
+    assert (
+        "Pierwsza odpowiedź wysłana: poniedziałek, 30 listopada 2026, 12:00 (Anna Kowalska)" in text
+    )
+    history = text.split("----- historia zgłoszenia, od najstarszej wiadomości -----")[1]
+    order = [
+        history.index("Klient: Jan Kowalski\nGdzie jest moja dostawa 4411?"),
+        history.index("Klient: Jan Kowalski\n(bez tekstu)"),
+        history.index("Odpowiedź do klienta: Anna Kowalska\nDzień dobry,\n\nsprawą zajmie się"),
+    ]
+    assert order == sorted(order)
+    assert "Zarejestrowaliśmy" not in history  # acks are not part of the story
+    [file_id] = ids_in(text)
+    assert f"- {POLISH_PDF} (10 kB, od {CUSTOMER}): mailbot attachment {file_id}" in text
+    assert not list(story.iter_attachments())  # listed, not attached
+    # Tomasz answers straight from the notification: the customer gets it, from the ticket.
+    before = len([m for m in bot.outbox() if m["To"] == CUSTOMER])
+    bot.deliver(
+        gmail_reply(story, TOMASZ, "Dzień dobry,\n\nreklamację przyjąłem, korekta jutro."),
+        now=WARSAW_NOON + timedelta(hours=2),
+    )
+    answers = [m for m in bot.outbox() if m["To"] == CUSTOMER]
+    assert len(answers) == before + 1
+    assert body_of(answers[-1]).startswith("Dzień dobry,\n\nreklamację przyjąłem, korekta jutro.")
+    assert str(answers[-1]["From"]) == "Tomasz | 4Dustry <pomoc@4dustry.com>"
+    assert "Przypisano Ci" not in body_of(answers[-1])
+
+
+def test_assignment_with_a_note_marks_it_internal(bot) -> None:
+    _assigned(bot, "#notatka\n#przypisz Tomasz Nowak\nKlient dzwonił, to reklamacja.")
+    [story] = [m for m in bot.outbox() if m["To"] == "tomasz@4dustry.com"]
+    text = body_of(story)
+    assert "Notatka (Anna Kowalska):\nKlient dzwonił, to reklamacja." in text
+    assert "Notatka wewnętrzna: Anna Kowalska\nKlient dzwonił, to reklamacja." in text
+    assert not [m for m in bot.outbox() if m["To"] == CUSTOMER and "reklamacja" in body_of(m)]
+
+
+def test_assigning_to_oneself_sends_nothing_more(bot) -> None:
+    _assigned(bot, "#przypisz anna\n\nSprawdzam.")
+    assert not [m for m in bot.outbox() if "Przypisano Ci" in m["Subject"]]
+    assert bot.tickets()[0]["assignee"] == "anna@4dustry.com"
+
+
+def test_a_long_story_is_bounded_and_says_what_was_cut(bot) -> None:
+    bot.deliver(make_mail(subject="Dostawa", body="Pierwsza wiadomość. " + "x" * 3000))
+    for n in range(1, 13):
+        bot.deliver(
+            make_mail(subject="Re: [4Dustry #1] Dostawa", body=f"Przypomnienie numer {n}."),
+            now=WARSAW_NOON + timedelta(minutes=n),
+        )
+    note = [m for m in bot.outbox() if m["To"] == "anna@4dustry.com"][-1]
+    command = "#notatka\n#assign tomasz@4dustry.com\nPrzejmij, proszę."
+    bot.deliver(outlook_reply(note, ANNA, command), now=WARSAW_NOON + timedelta(hours=1))
+    text = body_of([m for m in bot.outbox() if m["To"] == "tomasz@4dustry.com"][-1])
+    assert "Pierwsza wiadomość." in text and "[… skrócono; całość: mailbot show 1]" in text
+    # 14 messages (the first, 12 reminders, the note): the first and the latest 9 are shown.
+    assert "[… pominięto 4 wiadomości ze środka historii; całość: mailbot show 1]" in text
+    assert "Przypomnienie numer 4." not in text and "Przypomnienie numer 5." in text
+    assert "Przypomnienie numer 12." in text and len(text) < 8000
 
 
 def test_an_8bit_original_goes_to_the_relay_as_8bitmime(tmp_path, smtp_sink) -> None:
