@@ -45,6 +45,7 @@ class _Writing:
         self.ctx, self.plan = ctx, plan
         self.ticket_id = plan.ticket_id
         self.message_row: int | None = None
+        self.kept_attachments: list[int] = []  # ids of the kept message's attachments, in order
         self._ticket: Row | None = None  # read when a template needs it, dropped on change
 
     def ticket(self) -> Row:
@@ -68,7 +69,7 @@ class _Writing:
                 assert ticket_id is not None
                 store.participants.add(ticket_id, address, name, role)
             case KeepMessage():
-                self.message_row = self._keep(decision)
+                self.message_row, self.kept_attachments = self._keep(decision)
             case Send():
                 self._send(decision)
             case Event(kind=kind, detail=detail, actor=actor):
@@ -114,8 +115,9 @@ class _Writing:
             case _:
                 raise TypeError(f"not a decision: {decision!r}")
 
-    def _keep(self, message: KeepMessage) -> int:
-        """The inbound message on the ticket, and its attachments under generated names."""
+    def _keep(self, message: KeepMessage) -> tuple[int, list[int]]:
+        """The inbound message on the ticket, and its attachments under generated names:
+        (the message's row id, its attachments' ids)."""
         store = self.ctx.store
         row_id = store.messages.insert(
             {
@@ -132,21 +134,24 @@ class _Writing:
                 "created_at": to_db(message.received_at),
             }
         )
+        kept = []
         for att in message.attachments:
             rel, digest = attachments.save(self.ctx.data_dir, att.data)
-            store.attachments.insert(
-                {
-                    "message_row": row_id,
-                    "filename": attachments.safe_filename(att.filename),
-                    "content_type": att.content_type
-                    if "/" in att.content_type
-                    else "application/octet-stream",
-                    "size": len(att.data),
-                    "sha256": digest,
-                    "path": rel,
-                }
+            kept.append(
+                store.attachments.insert(
+                    {
+                        "message_row": row_id,
+                        "filename": attachments.safe_filename(att.filename),
+                        "content_type": att.content_type
+                        if "/" in att.content_type
+                        else "application/octet-stream",
+                        "size": len(att.data),
+                        "sha256": digest,
+                        "path": rel,
+                    }
+                )
             )
-        return row_id
+        return row_id, kept
 
     def _send(self, send: Send) -> None:
         """Render the template into an outbox row with its final Message-ID."""
@@ -159,9 +164,8 @@ class _Writing:
         )
         attached: list[int] = []
         if send.attach_message and self.message_row is not None:
-            # The ids the kept message's attachments got, so the text can name them.
-            kept = [a["id"] for a in store.attachments.of_message(self.message_row)]
-            context["attachment_ids"] = kept
+            kept = self.kept_attachments
+            context["attachment_ids"] = kept  # so the text can name them
             only = send.attach_only
             attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
