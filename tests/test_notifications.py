@@ -479,6 +479,23 @@ def test_follow_up_after_the_due_time_says_it_passed(bot) -> None:
     assert "Termin pierwszej odpowiedzi minął: środa, 2 grudnia 2026, 11:00" in text
 
 
+def test_a_page_after_the_answer_says_the_answer_went_out(bot) -> None:
+    """The manager is paged when an agent raises the priority later: no stale due time."""
+    bot.deliver(make_mail(sender="Piotr Lis <piotr@przyklad.pl>", subject="Dostawa", body="?"))
+    note = notes_to_anna(bot)[0]
+    bot.deliver(outlook_reply(note, ANNA, "Sprawdzam."), now=WARSAW_NOON + timedelta(hours=1))
+    bot.deliver(
+        outlook_reply(note, ANNA, "#priorytet pilny\n#notatka\nKlient dzwonił, linia stoi."),
+        now=WARSAW_NOON + timedelta(hours=2),
+    )
+    [page] = [m for m in bot.outbox() if m["To"] == "marta.wisniewska@4dustry.com"]
+    text = body_of(page)
+    assert (
+        "Pierwsza odpowiedź wysłana: poniedziałek, 30 listopada 2026, 12:00 (Anna Kowalska)" in text
+    )
+    assert "Termin pierwszej odpowiedzi" not in text
+
+
 # -- #przypisz: the new assignee hears, with the story so far -----------------------------------
 
 
