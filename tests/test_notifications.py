@@ -414,6 +414,28 @@ def test_attachment_only_follow_up_carries_the_file_then_the_original_if_it_fits
     bot.close()
 
 
+def test_a_reply_to_a_long_closed_ticket_shows_its_new_text_like_a_follow_up(bot) -> None:
+    bot.deliver(make_mail(subject="Dostawa", body="Gdzie jest dostawa?"))
+    bot.deliver(
+        outlook_reply(notes_to_anna(bot)[0], ANNA, "#zamknij\n\nDostawa wyszła dziś."),
+        now=WARSAW_NOON + timedelta(hours=1),
+    )
+    answer = [m for m in bot.outbox() if m["To"] == CUSTOMER][-1]
+    quoted = "\n".join("> " + line for line in body_of(answer).splitlines())
+    gmail = "W dniu pon., 30 lis 2026 o 12:00 4Dustry <pomoc@4dustry.com> napisał(a):"
+    raw = make_mail(
+        subject="Re: " + answer["Subject"],
+        body=f"Znowu brakuje części.\n\n{gmail}\n{quoted}\n",
+        headers={"In-Reply-To": answer["Message-ID"], "References": answer["Message-ID"]},
+    )
+    bot.deliver(raw, now=WARSAW_NOON + timedelta(days=30))
+    data = next(d for d in raw_to(bot, "anna@4dustry.com", "[4Dustry #2]"))
+    text = body_of(parsed(data))
+    assert "Dalszy ciąg zamkniętego zgłoszenia #1." in text
+    assert "Znowu brakuje części." in text and "Dostawa wyszła dziś" not in text
+    assert rfc822_body(data)[1] == raw
+
+
 def test_original_part_keeps_long_lines_safe_and_lf_mail_on_crlf() -> None:
     lf = b"From: a@b.pl\nSubject: x\n\nZa\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87\n"
     part, spliced = original_part(lf)
