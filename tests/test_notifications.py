@@ -631,3 +631,18 @@ def test_check_config_finds_a_broken_partial(tmp_path) -> None:
     assert problem.startswith("templates/en/_files.txt.j2:")
     (templates / "pl" / "_state.txt.j2").unlink()
     assert "missing template templates/pl/_state.txt.j2" in missing_templates(templates, ("pl",))
+
+
+def test_show_names_the_ids_the_admin_commands_take(bot, capsys) -> None:
+    inbound_id = bot.deliver(apple_attachment_only())
+    config = str(bot.cfg.path)
+    assert main(["--config", config, "show", "1"]) == 0
+    out = capsys.readouterr().out
+    [attachment_id] = [r["id"] for r in bot.ctx.store.rows("attachments")]
+    assert f"[attachment {attachment_id}] {POLISH_PDF} ({len(PDF)} bytes)" in out
+    assert f"(mailbot raw {inbound_id})" in out
+    assert main(["--config", config, "raw", str(inbound_id)]) == 0
+    assert capsys.readouterr().out.encode() == bot.inbound(inbound_id)["raw"]
+    assert main(["--config", config, "attachment", "999"]) == 1
+    assert main(["--config", config, "raw", "999"]) == 1
+    assert "no inbound message 999" in capsys.readouterr().err
