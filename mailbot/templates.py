@@ -33,12 +33,6 @@ TEMPLATE_NAMES = (
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
     "agent_assigned",  # to an agent another agent assigned a ticket to: its story so far
 )
-# Pieces the templates above include ({% include "pl/_state.txt.j2" %}); checked like them.
-PARTIALS = (
-    "_state",  # staff notices: status, priority, assignee and the first response's state
-    "_first_response",  # where the first response stands now: sent, due, overdue, paused
-    "_files",  # agents' notifications: the customer's files carried and left out
-)
 
 
 def format_size(size: int, language: str) -> str:
@@ -139,7 +133,7 @@ def missing_templates(directory: Path, languages: tuple[str, ...]) -> list[str]:
     """
     texts = []
     for language in languages:
-        for name in TEMPLATE_NAMES + PARTIALS:
+        for name in TEMPLATE_NAMES:
             path = directory / f"{language}/{name}.txt.j2"
             texts.append(path.read_text(encoding="utf-8") if path.is_file() else None)
     return list(_template_problems(directory, tuple(languages), tuple(texts)))
@@ -152,7 +146,7 @@ def _template_problems(
     problems = []
     env = SandboxedEnvironment()
     add_filters(env)
-    names = [(language, name) for language in languages for name in TEMPLATE_NAMES + PARTIALS]
+    names = [(language, name) for language in languages for name in TEMPLATE_NAMES]
     for (language, name), text in zip(names, texts, strict=True):
         rel = f"{language}/{name}.txt.j2"
         if text is None:

@@ -47,10 +47,12 @@ class _Writing:
         self.message_row: int | None = None
         self.kept_attachments: list[int] = []  # ids of the kept message's attachments, in order
         self._ticket: Row | None = None  # read when a template needs it, dropped on change
+        self._contexts: dict[str, dict[str, Any]] = {}  # notices.context per language, likewise
 
     def ticket(self) -> Row:
         if self._ticket is None:
             assert self.ticket_id is not None
+            self._contexts.clear()
             self._ticket = self.ctx.store.tickets.get(self.ticket_id)
             assert self._ticket is not None
         return self._ticket
@@ -156,12 +158,14 @@ class _Writing:
     def _send(self, send: Send) -> None:
         """Render the template into an outbox row with its final Message-ID."""
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
-        ticket = self.ticket() if self.ticket_id else None
-        context: dict[str, Any] = (
-            notices.context(ctx.cfg, ticket, send.language, store, now)
-            if ticket is not None
-            else {}
-        )
+        context: dict[str, Any] = {}
+        if self.ticket_id:
+            ticket = self.ticket()
+            if send.language not in self._contexts:  # an ack and two notifications share it
+                self._contexts[send.language] = notices.context(
+                    ctx.cfg, ticket, send.language, store, now
+                )
+            context = dict(self._contexts[send.language])
         attached: list[int] = []
         if send.attach_message and self.message_row is not None:
             kept = self.kept_attachments

@@ -618,21 +618,6 @@ def test_an_8bit_original_goes_to_the_relay_as_8bitmime(tmp_path, smtp_sink) -> 
     bot.close()
 
 
-def test_check_config_finds_a_broken_partial(tmp_path) -> None:
-    import shutil
-
-    from mailbot.templates import missing_templates
-    from tests.helpers import ROOT
-
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates", templates)
-    (templates / "en" / "_files.txt.j2").write_text("{% if files %}\n", encoding="utf-8")
-    [problem] = missing_templates(templates, ("pl", "en"))
-    assert problem.startswith("templates/en/_files.txt.j2:")
-    (templates / "pl" / "_state.txt.j2").unlink()
-    assert "missing template templates/pl/_state.txt.j2" in missing_templates(templates, ("pl",))
-
-
 def test_show_names_the_ids_the_admin_commands_take(bot, capsys) -> None:
     inbound_id = bot.deliver(apple_attachment_only())
     config = str(bot.cfg.path)
