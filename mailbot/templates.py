@@ -107,9 +107,14 @@ class Templates:
             auto_reload=False,
         )
         add_filters(self.env)
+        self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
     def render(self, name: str, language: str, **context: object) -> Rendered:
-        template = self.env.get_template(f"{language}/{name}.txt.j2")
+        template = self._compiled.get((name, language))
+        if template is None:  # kept: get_template's cache costs a loader check per call
+            template = self._compiled[name, language] = self.env.get_template(
+                f"{language}/{name}.txt.j2"
+            )
         text = template.render(language=language, **context)
         head, _, body = text.partition("\n")
         if not head.startswith("Subject:"):
