@@ -171,6 +171,47 @@ def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if after["status"] != "quarantined" else 1
 
 
+def _write_out(data: bytes, out: Path | None) -> None:
+    """Bytes to a file, or as they are to standard output."""
+    if out is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(data)
+        print(f"{out}: {len(data)} bytes", file=sys.stderr)
+
+
+def cmd_attachment(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        row = ctx.store.attachments.get(args.id)
+        data = (cfg.mailbot.data_dir / row["path"]).read_bytes() if row else None
+    except OSError as exc:
+        print(f"mailbot attachment: {args.id}: {exc.strerror}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    if data is None:
+        print(f"mailbot attachment: no attachment {args.id}", file=sys.stderr)
+        return 1
+    _write_out(data, args.out)
+    return 0
+
+
+def cmd_raw(args: argparse.Namespace, cfg: Config) -> int:
+    ctx = _context(cfg)
+    try:
+        data = ctx.store.inbound.raw(args.id)
+    finally:
+        ctx.close()
+    if data is None:
+        print(f"mailbot raw: no inbound message {args.id}", file=sys.stderr)
+        return 1
+    _write_out(data, args.out)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
     from mailbot import report
 
@@ -255,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=("pending", "processed", "duplicate", "ignored", "quarantined")
     )
     p.add_argument("--json", action="store_true")
+    p = add(
+        "attachment",
+        cmd_attachment,
+        "the bytes of a stored attachment (its ID is in `show` and in agents' notifications)",
+    )
+    p.add_argument("id", type=int)
+    p.add_argument("--out", type=Path, metavar="PATH", help="write to PATH, not standard output")
+    p = add("raw", cmd_raw, "an inbound message exactly as it arrived (.eml)")
+    p.add_argument("id", type=int)
+    p.add_argument("--out", type=Path, metavar="PATH", help="write to PATH, not standard output")
     p = add("report", cmd_report, "SLA compliance: answered in time, breached, response times")
     p.add_argument(
         "--since",

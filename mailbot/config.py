@@ -183,6 +183,7 @@ class Limits:
 @dataclass(frozen=True)
 class Notifications:
     digest: time | None  # when the daily digest goes to agents on business days; None: off
+    attachments_max: int  # bytes of customer files (and original message) carried to agents
 
 
 @dataclass(frozen=True)
@@ -572,6 +573,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
     },
     "notifications": {
         "digest": (_digest_time, AT_OPENING),
+        "attachments_max": (_size, "10 MB"),
     },
 }
 
@@ -737,7 +739,10 @@ def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> N
 
 def _notifications(values: dict, opens: time) -> Notifications:
     digest = values["digest"]
-    return Notifications(digest=opens if digest is AT_OPENING else digest)
+    return Notifications(
+        digest=opens if digest is AT_OPENING else digest,
+        attachments_max=values["attachments_max"],
+    )
 
 
 def _build(path: Path, values: dict, arrays: dict) -> Config:

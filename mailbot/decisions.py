@@ -93,6 +93,8 @@ class Send:
     from_name: str | None = None
     cc: tuple[str, ...] = ()
     attach_message: bool = False  # carry the attachments of the plan's KeepMessage
+    attach_only: tuple[int, ...] | None = None  # only these of them (positions); None: all
+    attach_original: bool = False  # the plan's inbound message as it arrived (message/rfc822)
     record: Record | None = None
     importance: str | None = None  # "high": marked important (Importance, X-Priority): pages
 

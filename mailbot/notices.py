@@ -8,9 +8,13 @@ Templates are rendered by the writer with `context()` of the ticket as it then s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from mailbot import loops, references
+from mailbot.attachments import safe_filename
 from mailbot.config import Config
 from mailbot.decisions import Plan, Record, Send
 from mailbot.mail.charsets import fold
@@ -24,6 +28,13 @@ STATUS_TEXT = {"pl": {"open": "otwarte", "pending": "czeka na klienta", "closed"
 # The subject words an acknowledgement suggests for urgent matters, per language, when they
 # are among [urgent] keywords: one or two natural ones, not the whole list.
 URGENT_WORDS = {"pl": ("pilne", "awaria"), "en": ("urgent",)}
+
+if TYPE_CHECKING:
+    from mailbot.mail.parse import Attachment
+
+# An inline image smaller than this is taken for a logo or icon of an HTML signature: it is
+# kept on the ticket, but not carried to agents nor listed. Pasted screenshots are larger.
+SIGNATURE_IMAGE_MAX = 20_000
 
 
 def when(cfg: Config, value: str | None, language: str) -> str:
@@ -72,8 +83,46 @@ def tag(cfg: Config, ticket_id: int) -> str:
     return f"[{cfg.mailbot.name} #{ticket_id}]"
 
 
-def context(cfg: Config, ticket: RowLike, language: str) -> dict[str, object]:
-    """What every template about a ticket may use."""
+def agent_name(cfg: Config, address: str | None) -> str:
+    """An agent's configured name, else the address as given ('' for nobody)."""
+    agent = cfg.agent(address) if address else None
+    return agent.name if agent else address or ""
+
+
+def first_response(
+    cfg: Config,
+    ticket: RowLike,
+    language: str,
+    store: Store | None = None,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """Where the ticket's first response stands now, for staff notices.
+
+    `state`: "sent" (with `at` and `by`: when and who), "paused" (pending on the customer),
+    "closed" (closed unanswered), "overdue" or "due" (with `at`: the due time).
+    """
+    if ticket["first_response_at"]:
+        answer = store.messages.first_answer(ticket["id"]) if store and ticket["id"] else None
+        by = (answer["from_name"] or agent_name(cfg, answer["from_addr"])) if answer else ""
+        return {"state": "sent", "at": when(cfg, ticket["first_response_at"], language), "by": by}
+    due = when(cfg, ticket["first_response_due"], language)
+    if ticket["status"] == "pending":
+        return {"state": "paused", "at": due, "by": ""}
+    if ticket["status"] == "closed":
+        return {"state": "closed", "at": due, "by": ""}
+    moment = from_db(ticket["first_response_due"])
+    overdue = bool(now and moment and moment <= now)
+    return {"state": "overdue" if overdue else "due", "at": due, "by": ""}
+
+
+def context(
+    cfg: Config,
+    ticket: RowLike,
+    language: str,
+    store: Store | None = None,
+    now: datetime | None = None,
+) -> dict[str, object]:
+    """What every template about a ticket may use (`store` and `now` make the SLA state true)."""
     return {
         "company": cfg.mailbot.name,
         "address": cfg.mailbot.address,
@@ -97,6 +146,8 @@ def context(cfg: Config, ticket: RowLike, language: str) -> dict[str, object]:
         "timezone": str(cfg.tz),
         "manager": cfg.manager_for(ticket["requester"]),
         "topic_text": cfg.topic_name(ticket["topic"], language),  # in the reader's language
+        "assignee_name": agent_name(cfg, ticket["assignee"]),
+        "first_response": first_response(cfg, ticket, language, store, now),
     }
 
 
@@ -130,6 +181,8 @@ def to_staff(
     from_name: str | None = None,
     auto_submitted: str = "auto-generated",
     importance: str | None = None,
+    attach: tuple[int, ...] | None = None,
+    attach_original: bool = False,
     **extra: object,
 ) -> Send:
     """An automatic notice to staff, in the default language.
@@ -137,6 +190,9 @@ def to_staff(
     `purpose="agent"`: an agent's reply to it is authenticated like one to a notification.
     `auto_submitted="auto-replied"` for an answer to the staff member's own mail (RFC 3834).
     `importance="high"`: the mail is marked important (`loops.outbound_headers`).
+    `attach`: positions of the plan's kept message's attachments to carry (the template gets
+    `attachment_ids`, the ids they are stored under); `attach_original`: carry the message
+    as it arrived.
     """
     return Send(
         template=template,
@@ -151,6 +207,9 @@ def to_staff(
         auto_submitted=auto_submitted,
         from_name=from_name,
         importance=importance,
+        attach_message=attach is not None,
+        attach_only=attach,
+        attach_original=attach_original,
     )
 
 
@@ -193,3 +252,53 @@ def to_customer(
         )
     )
     return None
+
+
+@dataclass(frozen=True)
+class CarriedFiles:
+    """Which of a message's attachments a notification to agents carries, within the cap."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)  # listed, in the message's order
+    carried: tuple[int, ...] = ()  # positions among the message's attachments
+    original: dict[str, Any] | None = None  # the whole message as it arrived, when offered
+
+    @property
+    def left_out(self) -> list[dict[str, Any]]:
+        return [f for f in self.files if not f["carried"]]
+
+
+def is_decoration(att: Attachment) -> bool:
+    """A small image shown inside an HTML signature (a logo), not something the customer sent."""
+    return (
+        att.inline and att.content_type.startswith("image/") and len(att.data) < SIGNATURE_IMAGE_MAX
+    )
+
+
+def carried_files(
+    cfg: Config, attachments: Sequence[Attachment], original_size: int | None = None
+) -> CarriedFiles:
+    """The customer's files for a notification: each in the message's order if it still fits
+    in `[notifications] attachments_max`, then the original message (`original_size` bytes,
+    for follow-ups) if it fits in what is left. Signature logos are neither carried nor listed.
+    """
+    room = cfg.notifications.attachments_max
+    files, carried = [], []
+    for position, att in enumerate(attachments):
+        if is_decoration(att):
+            continue
+        fits = len(att.data) <= room
+        if fits:
+            room -= len(att.data)
+            carried.append(position)
+        files.append(
+            {
+                "position": position,
+                "filename": safe_filename(att.filename),
+                "size": len(att.data),
+                "carried": fits,
+            }
+        )
+    original = None
+    if original_size is not None:
+        original = {"size": original_size, "carried": original_size <= room}
+    return CarriedFiles(files, tuple(carried), original)

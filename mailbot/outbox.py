@@ -136,7 +136,12 @@ class SmtpTransport:
     def _deliver(self, envelope_from: str, recipients: list[str], data: bytes) -> None:
         assert self._smtp is not None
         try:
-            refused = self._smtp.sendmail(envelope_from, recipients, data)
+            options = []
+            if not data.isascii():  # e.g. a customer's 8-bit message carried as message/rfc822
+                self._smtp.ehlo_or_helo_if_needed()
+                if self._smtp.has_extn("8bitmime"):
+                    options.append("BODY=8BITMIME")
+            refused = self._smtp.sendmail(envelope_from, recipients, data, options)
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
             raise _StaleConnection(str(exc)) from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -207,7 +212,10 @@ def deliver_due(
         att_rows = store.attachments.by_ids(json.loads(row["attachments"]))
         recipients = [row["to_addr"], *json.loads(row["cc"])]
         try:
-            data = compose.build(row, cfg, att_rows)
+            original = (
+                store.inbound.raw(row["original_inbound"]) if row["original_inbound"] else None
+            )
+            data = compose.build(row, cfg, att_rows, original)
             transport.send(
                 delivery_key(row["id"], row["message_id"]),
                 loops.envelope_from(cfg, row["auto_submitted"]),

@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 from babel import Locale
 from babel.dates import format_date, format_time, get_day_names
+from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
 
 # Every template the code renders; each must exist for every configured language.
@@ -32,10 +33,19 @@ TEMPLATE_NAMES = (
     "abuse_warning",  # to the customer: many urgent requests lately; the direct line may go
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
     "agent_digest",  # to an agent: their open tickets, overdue first (daily, and on #lista)
+    "agent_assigned",  # to an agent another agent assigned a ticket to: its story so far
 )
 
 # CLDR plural categories in the order `plural` takes a language's forms ("other" last).
 PLURAL_ORDER = ("zero", "one", "two", "few", "many", "other")
+
+
+def format_size(size: int, language: str) -> str:
+    """'850 B', '120 kB', '1,2 MB' (decimal units, as config sizes like "10 MB" are read)."""
+    for unit, scale, pattern in (("MB", 1e6, "#,##0.#"), ("kB", 1e3, "#,##0")):
+        if size >= scale:
+            return f"{format_decimal(size / scale, pattern, locale=language)} {unit}"
+    return f"{size} B"
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,16 @@ def _plural_filter(context: Any, count: int, *forms: str) -> str:
     return f"{count} {plural(count, context['language'], *forms)}"
 
 
+def add_filters(env: jinja2.Environment) -> None:
+    """Filters for templates: `when`, `when_phrase`, and `filesize`, `plural` in its language."""
+    env.filters["when"] = format_when
+    env.filters["when_phrase"] = when_phrase
+    env.filters["filesize"] = jinja2.pass_context(
+        lambda ctx, size: format_size(size, ctx["language"])
+    )
+    env.filters["plural"] = _plural_filter
+
+
 class Templates:
     """Loads and renders the templates of one templates directory."""
 
@@ -151,12 +171,15 @@ class Templates:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.env.filters["when"] = format_when
-        self.env.filters["when_phrase"] = when_phrase
-        self.env.filters["plural"] = _plural_filter
+        add_filters(self.env)
+        self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
     def render(self, name: str, language: str, **context: object) -> Rendered:
-        template = self.env.get_template(f"{language}/{name}.txt.j2")
+        template = self._compiled.get((name, language))
+        if template is None:  # kept: get_template's cache costs a loader check per call
+            template = self._compiled[name, language] = self.env.get_template(
+                f"{language}/{name}.txt.j2"
+            )
         text = template.render(language=language, **context)
         head, _, body = text.partition("\n")
         if not head.startswith("Subject:"):
@@ -192,6 +215,7 @@ def _template_problems(
 ) -> tuple[str, ...]:
     problems = []
     env = SandboxedEnvironment()
+    add_filters(env)
     names = [(language, name) for language in languages for name in TEMPLATE_NAMES]
     for (language, name), text in zip(names, texts, strict=True):
         rel = f"{language}/{name}.txt.j2"

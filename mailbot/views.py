@@ -60,12 +60,14 @@ def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
                 "from": m["from_addr"],
                 "from_name": m["from_name"],
                 "message_id": m["message_id"],
+                "inbound": m["inbound_id"],  # `mailbot raw` prints it as it arrived
                 "subject": m["subject"],
                 "text": m["text"],
                 "verified": bool(m["verified"]),
                 "created_at": local_time(ctx, m["created_at"]),
                 "attachments": [
                     {
+                        "id": a["id"],
                         "filename": a["filename"],
                         "content_type": a["content_type"],
                         "size": a["size"],
@@ -99,10 +101,14 @@ def show_text(doc: dict[str, Any]) -> str:
     ]
     for m in doc["messages"]:
         flag = "" if m["verified"] else " UNVERIFIED"
-        lines.append(f"--- {m['created_at']} {m['direction']} {m['kind']}{flag} from {m['from']}")
+        raw = f" (mailbot raw {m['inbound']})" if m["inbound"] else ""
+        lines.append(
+            f"--- {m['created_at']} {m['direction']} {m['kind']}{flag} from {m['from']}{raw}"
+        )
         lines.extend("    " + line for line in m["text"].splitlines())
         lines.extend(
-            f"    [attachment] {a['filename']} ({a['size']} bytes)" for a in m["attachments"]
+            f"    [attachment {a['id']}] {a['filename']} ({a['size']} bytes)"
+            for a in m["attachments"]
         )
     lines.append("")
     lines.extend(

@@ -45,11 +45,14 @@ class _Writing:
         self.ctx, self.plan = ctx, plan
         self.ticket_id = plan.ticket_id
         self.message_row: int | None = None
+        self.kept_attachments: list[int] = []  # ids of the kept message's attachments, in order
         self._ticket: Row | None = None  # read when a template needs it, dropped on change
+        self._contexts: dict[str, dict[str, Any]] = {}  # notices.context per language, likewise
 
     def ticket(self) -> Row:
         if self._ticket is None:
             assert self.ticket_id is not None
+            self._contexts.clear()
             self._ticket = self.ctx.store.tickets.get(self.ticket_id)
             assert self._ticket is not None
         return self._ticket
@@ -68,7 +71,7 @@ class _Writing:
                 assert ticket_id is not None
                 store.participants.add(ticket_id, address, name, role)
             case KeepMessage():
-                self.message_row = self._keep(decision)
+                self.message_row, self.kept_attachments = self._keep(decision)
             case Send():
                 self._send(decision)
             case Event(kind=kind, detail=detail, actor=actor):
@@ -114,8 +117,9 @@ class _Writing:
             case _:
                 raise TypeError(f"not a decision: {decision!r}")
 
-    def _keep(self, message: KeepMessage) -> int:
-        """The inbound message on the ticket, and its attachments under generated names."""
+    def _keep(self, message: KeepMessage) -> tuple[int, list[int]]:
+        """The inbound message on the ticket, and its attachments under generated names:
+        (the message's row id, its attachments' ids)."""
         store = self.ctx.store
         row_id = store.messages.insert(
             {
@@ -133,36 +137,44 @@ class _Writing:
                 "refs": " ".join(references.bounded(message.references)) or None,
             }
         )
+        kept = []
         for att in message.attachments:
             rel, digest = attachments.save(self.ctx.data_dir, att.data)
-            store.attachments.insert(
-                {
-                    "message_row": row_id,
-                    "filename": attachments.safe_filename(att.filename),
-                    "content_type": att.content_type
-                    if "/" in att.content_type
-                    else "application/octet-stream",
-                    "size": len(att.data),
-                    "sha256": digest,
-                    "path": rel,
-                }
+            kept.append(
+                store.attachments.insert(
+                    {
+                        "message_row": row_id,
+                        "filename": attachments.safe_filename(att.filename),
+                        "content_type": att.content_type
+                        if "/" in att.content_type
+                        else "application/octet-stream",
+                        "size": len(att.data),
+                        "sha256": digest,
+                        "path": rel,
+                    }
+                )
             )
-        return row_id
+        return row_id, kept
 
     def _send(self, send: Send) -> None:
         """Render the template into an outbox row with its final Message-ID."""
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
-        ticket = self.ticket() if self.ticket_id else None
-        context: dict[str, Any] = (
-            notices.context(ctx.cfg, ticket, send.language) if ticket is not None else {}
-        )
+        context: dict[str, Any] = {}
+        if self.ticket_id:
+            ticket = self.ticket()
+            if send.language not in self._contexts:  # an ack and two notifications share it
+                self._contexts[send.language] = notices.context(
+                    ctx.cfg, ticket, send.language, store, now
+                )
+            context = dict(self._contexts[send.language])
+        attached: list[int] = []
+        if send.attach_message and self.message_row is not None:
+            kept = self.kept_attachments
+            context["attachment_ids"] = kept  # so the text can name them
+            only = send.attach_only
+            attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
         message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to)
-        attached = (
-            [a["id"] for a in store.attachments.of_message(self.message_row)]
-            if send.attach_message and self.message_row is not None
-            else []
-        )
         row_id = store.outbox.insert(
             {
                 "ticket_id": self.ticket_id,
@@ -179,6 +191,7 @@ class _Writing:
                 "auto_submitted": send.auto_submitted,
                 "importance": send.importance,
                 "attachments": json.dumps(attached),
+                "original_inbound": self.plan.inbound_id if send.attach_original else None,
                 "next_attempt_at": to_db(now),
                 "created_at": to_db(now),
             }

@@ -909,6 +909,7 @@ class SmtpDelivery:
     peer: str
     auth_user: str | None
     tls: bool
+    mail_options: tuple[str, ...] = ()  # e.g. BODY=8BITMIME
 
     @property
     def message(self) -> EmailMessage:
@@ -1098,6 +1099,7 @@ class SmtpSink:
             peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
             auth_user=session.auth_data if isinstance(session.auth_data, str) else None,
             tls=session.ssl is not None,
+            mail_options=tuple(envelope.mail_options),
         )
         with self._lock:
             if self._next_responses:

@@ -260,7 +260,7 @@ def test_urgent_ticket_pages_the_manager_at_once_without_the_customers_words(
     body = body_of(page)
     assert body.startswith("Dzień dobry,\n")  # not "Marta," (a vocative is easy to get wrong)
     assert "zgłoszenie #1, przyjęte w poniedziałek, 30 listopada 2026 r., o 10:00." in body
-    assert "Termin pierwszej odpowiedzi: środa, 2 grudnia 2026, 10:00." in body
+    assert "Termin pierwszej odpowiedzi: środa, 2 grudnia 2026, 10:00\n" in body
     assert "awaria linii" not in body and "problem z zamówieniem" not in body
     [ack] = delivered(bot, "ack")
     assert "+48 600 100 200" in body_of(ack)  # the ack names the manager for urgent matters

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
 from email.utils import format_datetime
 from sqlite3 import Row
-from typing import Any
+from typing import Any, cast
 
 from mailbot import loops
 from mailbot.config import Config
@@ -84,8 +85,52 @@ def mailbox(name: str, address: str) -> Address:
     return Address(display_name=clean_header(name), username=username, domain=domain)
 
 
-def build(row: Row, cfg: Config, attachment_rows: list[Row]) -> bytes:
-    """The bytes to hand to the transport for an outbox row."""
+ORIGINAL_FILENAME = "original.eml"
+# RFC 5322 §2.1.1: a line is at most 998 octets; RFC 2045: 7bit and 8bit bodies have no NUL.
+LONG_LINE_RE = re.compile(rb"[^\r\n]{999}")
+
+
+def _crlf(raw: bytes) -> bytes:
+    """Lines ending in CRLF, as on the wire (mail kept from a Maildir may end them in LF)."""
+    if b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b""):
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def original_part(raw: bytes) -> tuple[MIMEPart, bytes | None]:
+    """A received message as an attachment every mail client opens, and the bytes its
+    placeholder payload stands for (None when the part holds them itself).
+
+    RFC 2046 §5.2.1 allows only 7bit, 8bit or binary for message/rfc822, so the bytes go
+    unencoded: 7bit when they are ASCII, 8bit otherwise. A message that is not valid 8bit
+    (a NUL, or a line over 998 octets) could be broken by relays; it goes as a base64
+    application/octet-stream file of the same name instead, which decodes to the same bytes.
+    The email package would re-generate a parsed message (not the bytes received) and cannot
+    write 8-bit text, so the part holds a placeholder that `build` replaces with the bytes.
+    """
+    raw = _crlf(raw)
+    part = MIMEPart(policy=SMTP_POLICY)
+    if b"\0" in raw or LONG_LINE_RE.search(raw):
+        part.set_content(
+            raw, maintype="application", subtype="octet-stream", filename=ORIGINAL_FILENAME
+        )
+        return part, None
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Disposition"] = f'attachment; filename="{ORIGINAL_FILENAME}"'
+    part["Content-Transfer-Encoding"] = "7bit" if raw.isascii() else "8bit"
+    part.set_payload(_placeholder(raw).decode())
+    return part, raw
+
+
+def _placeholder(raw: bytes) -> bytes:
+    return b"mailbot-original-" + hashlib.sha256(raw).hexdigest().encode()
+
+
+def build(
+    row: Row, cfg: Config, attachment_rows: list[Row], original: bytes | None = None
+) -> bytes:
+    """The bytes to hand to the transport for an outbox row (`original`: a received message
+    to carry whole, as message/rfc822)."""
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = mailbox(row["from_name"], cfg.mailbot.address)
     msg["To"] = mailbox("", row["to_addr"])
@@ -117,4 +162,16 @@ def build(row: Row, cfg: Config, attachment_rows: list[Row]) -> bytes:
             subtype=subtype or "octet-stream",
             filename=att["filename"],
         )
-    return msg.as_bytes()
+    spliced = None
+    if original is not None:
+        if msg.get_content_type() != "multipart/mixed":  # not yet, without other attachments
+            msg.make_mixed()
+        # A boundary of our own choosing: the generator cannot see the bytes spliced in
+        # below, so it could not make sure they do not contain its boundary.
+        msg.set_boundary(f"=_mailbot_{hashlib.sha256(original).hexdigest()[:40]}")
+        part, spliced = original_part(original)
+        msg.attach(cast(EmailMessage, part))  # any MIMEPart is a part; typeshed says otherwise
+    data = msg.as_bytes()
+    if spliced is not None:
+        data = data.replace(_placeholder(spliced), spliced, 1)
+    return data

@@ -3,14 +3,17 @@
 An agent's message on a ticket is stripped of quoted history and signature, its command lines
 are validated all together (one bad line and none is applied: the agent gets the list of valid
 commands), and then the plan holds, for one transaction: the ticket changes, the customer's reply
-from the support address, and every change as an event naming the agent.
+from the support address, and every change as an event naming the agent. An agent given the
+ticket by someone else's `#assign` is told, with the ticket's story so far.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from mailbot import digest, notices, references, sla_timers
+from mailbot.config import Config
 from mailbot.decisions import Plan, Record, Send
 from mailbot.mail.charsets import fold
 from mailbot.mail.quotes import signature_block, strip_reply
@@ -18,10 +21,14 @@ from mailbot.pipeline import Ignore, Job
 from mailbot.pipeline import commands as agent_commands
 from mailbot.pipeline.commands import Command, CommandError, Problem
 from mailbot.pipeline.thread import clean_subject
+from mailbot.store import to_db
 
 # Applied before the reply goes out (they shape it); the status changes come after it.
 BEFORE_REPLY = ("assign", "priority", "lang", "topic")
 AFTER_REPLY = ("reopen", "pending", "close")
+# The story a new assignee gets: the first message and the latest ones, each cut at this length.
+STORY_MESSAGES = 10
+STORY_CHARS = 1500
 
 
 def _tell_agent(job: Job, plan: Plan, to: str, problems: list[Problem], text: str) -> None:
@@ -171,9 +178,87 @@ def agent_mail(job: Job) -> Plan:
         _command(job, plan, command, actor)
     if "note" in names:
         plan.event("note", "internal note; nothing sent to the customer", actor)
+    assigned = next((c.value for c in commands if c.name == "assign"), None)
+    if assigned and assigned.lower() not in (actor.lower(), (ticket["assignee"] or "").lower()):
+        _tell_assignee(job, plan, assigned, body, internal)
     if "list" in names:
         _digest(job, plan, actor)
     return plan
+
+
+def _tell_assignee(job: Job, plan: Plan, to: str, body: str, internal: bool) -> None:
+    """The ticket's story so far to the agent it was just given; replying answers the customer.
+
+    Sent after the reply and the status changes of the same mail, so it shows the ticket as
+    they leave it; the ticket's files are listed with the command that gets them, not attached.
+    """
+    ctx, sender = job.ctx, job.sender
+    assert sender is not None and sender.agent is not None and plan.ticket_id is not None
+    cfg, store = ctx.cfg, ctx.store
+    language = cfg.mailbot.default_language
+    entries = _story(job, plan.ticket_id, language)
+    if body:
+        kind = "note" if internal else "agent"
+        entries.append(_entry(kind, sender.agent.name, body, to_db(job.now), cfg, language))
+    omitted = max(0, len(entries) - STORY_MESSAGES)
+    if omitted:
+        entries = entries[:1] + entries[1 + omitted :]
+    files = [
+        {"id": a["id"], "filename": a["filename"], "size": a["size"], "from": a["from_addr"]}
+        for a in store.attachments.of_ticket(plan.ticket_id)
+        if not (a["content_type"].startswith("image/") and a["size"] < notices.SIGNATURE_IMAGE_MAX)
+    ]
+    plan.add(
+        notices.to_staff(
+            cfg,
+            template="agent_assigned",
+            to=to,
+            in_reply_to=store.outbox.first_notification(plan.ticket_id, to),
+            from_name=f"{sender.agent.name} via {cfg.mailbot.name}",
+            assigned_by=sender.agent.name,
+            note=body if internal else "",
+            story=entries,
+            omitted=omitted,
+            ticket_files=files,
+        )
+    )
+    plan.event("assign-notice", f"{to} told, with the ticket's story", sender.address)
+
+
+def _entry(
+    kind: str, who: str, text: str, at: str, cfg: Config, language: str, verified: bool = True
+) -> dict[str, Any]:
+    """One message of a ticket's story as the agent_assigned template shows it."""
+    text = text.strip()
+    cut = len(text) > STORY_CHARS
+    return {
+        "kind": kind,  # customer | agent (our answer) | note (internal)
+        "who": who,
+        "at": notices.when(cfg, at, language),
+        "text": text[:STORY_CHARS].rstrip() if cut else text,
+        "cut": cut,
+        "verified": verified,
+    }
+
+
+def _story(job: Job, ticket_id: int, language: str) -> list[dict[str, Any]]:
+    """The customer's messages (new text only after the first), our answers and internal
+    notes, oldest first. Acks, notices and robots' mail are left out."""
+    cfg, entries = job.ctx.cfg, []
+    customers = 0
+    for m in job.ctx.store.messages.of_ticket(ticket_id):
+        who = m["from_name"] or m["from_addr"] or ""
+        if m["direction"] == "in" and m["kind"] == "customer":
+            text = m["text"] if customers == 0 else strip_reply(m["text"])
+            customers += 1
+            entries.append(_entry("customer", who, text, m["created_at"], cfg, language))
+        elif m["direction"] == "out" and m["kind"] == "agent":
+            entries.append(_entry("agent", who, m["text"], m["created_at"], cfg, language))
+        elif m["kind"] == "note":
+            entries.append(
+                _entry("note", who, m["text"], m["created_at"], cfg, language, bool(m["verified"]))
+            )
+    return entries
 
 
 def _digest(job: Job, plan: Plan, actor: str) -> None:

@@ -12,6 +12,7 @@ from sqlite3 import Row
 
 from mailbot import notices, references, sla_timers
 from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
+from mailbot.mail.quotes import strip_reply
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
 from mailbot.pipeline.thread import clean_subject, tag_re
 from mailbot.pipeline.topics import topic_of
@@ -39,10 +40,20 @@ def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None
         plan.event("no-answer", f"{template} not sent: {refused}")
 
 
-def _notify_agents(job: Job, plan: Plan, template: str) -> None:
-    """The customer's words to the agents who look after the ticket."""
+def _notify_agents(job: Job, plan: Plan, template: str, new_text_only: bool) -> None:
+    """The customer's words and files to the agents who look after the ticket.
+
+    A new ticket shows the whole text: there is no history of ours in it, and what a customer
+    forwards is part of the request. A follow-up (`new_text_only`; also a reply to a ticket
+    closed too long ago, which opens a new one) shows the new text only: the quoted history,
+    our own ack included, is stripped as for agents' replies, and the message goes along as
+    it arrived, for when the stripping cut too much. Files travel within
+    `[notifications] attachments_max` (see `notices.carried_files`).
+    """
     parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
     assert parsed is not None and sender is not None
+    text = (strip_reply(parsed.text) if new_text_only else parsed.text).strip()
+    files = notices.carried_files(cfg, parsed.attachments, len(job.raw) if new_text_only else None)
     for address in notices.ticket_agents(cfg, plan.ticket):
         plan.add(
             notices.to_staff(
@@ -52,9 +63,15 @@ def _notify_agents(job: Job, plan: Plan, template: str) -> None:
                 in_reply_to=parsed.message_id,
                 references=references.staff_thread(plan, job.ctx.store, address, parsed.message_id),
                 from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
-                text=parsed.text,
+                attach=files.carried,
+                attach_original=bool(files.original and files.original["carried"]),
+                text=text,
                 sender=sender,
-                attachments=[att.filename for att in parsed.attachments],
+                files=files.files,
+                left_out=files.left_out,
+                original=files.original,
+                inbound_id=job.inbound_id,
+                attachments_max=cfg.notifications.attachments_max,
             )
         )
 
@@ -93,7 +110,7 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
     plan.event("due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
     # The new ticket joins the back of the queue.
     _customer_mail(job, plan, "ack", position=store.tickets.queue_length() + 1)
-    _notify_agents(job, plan, "agent_new")
+    _notify_agents(job, plan, "agent_new", new_text_only=previous is not None)
     sla_timers.on_new_ticket(plan, store, cfg, quietly=job.no_replies)
     return plan
 
@@ -154,7 +171,7 @@ def follow_up(job: Job, ticket: Row) -> Plan:
         position = store.tickets.queue_position(current["created_at"])
         _customer_mail(job, plan, "queued", position=position)
         plan.update(queued_notice_at=job.now)
-    _notify_agents(job, plan, "agent_followup")
+    _notify_agents(job, plan, "agent_followup", new_text_only=True)
     return plan
 
 

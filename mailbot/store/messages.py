@@ -106,6 +106,14 @@ class Messages(Queries):
             "SELECT * FROM messages WHERE ticket_id = ? ORDER BY id", (ticket_id,)
         )
 
+    def first_answer(self, ticket_id: int) -> Row | None:
+        """The first agent answer that went to the ticket's customer (from_addr, from_name)."""
+        return self.store.one(
+            "SELECT from_addr, from_name, created_at FROM messages WHERE ticket_id = ?"
+            " AND direction = 'out' AND kind = 'agent' ORDER BY id LIMIT 1",
+            (ticket_id,),
+        )
+
     def first_answerers(self) -> dict[int, str]:
         """ticket id → the agent whose answer reached its customer first."""
         return {
@@ -125,6 +133,18 @@ class Attachments(Queries):
     def of_message(self, message_row: int) -> list[Row]:
         return self.store.all(
             "SELECT * FROM attachments WHERE message_row = ? ORDER BY id", (message_row,)
+        )
+
+    def get(self, attachment_id: int) -> Row | None:
+        return self.store.one("SELECT * FROM attachments WHERE id = ?", (attachment_id,))
+
+    def of_ticket(self, ticket_id: int) -> list[Row]:
+        """Every attachment of the ticket's inbound messages, with its sender, oldest first."""
+        return self.store.all(
+            "SELECT a.*, m.kind, m.from_addr FROM attachments a"
+            " JOIN messages m ON m.id = a.message_row"
+            " WHERE m.ticket_id = ? AND m.direction = 'in' ORDER BY a.id",
+            (ticket_id,),
         )
 
     def by_ids(self, ids: Sequence[int]) -> list[Row]:

@@ -275,6 +275,16 @@ def m006_message_ids_as_received(db: Database) -> None:
 
 
 @migrations()
+def m007_outbox_original(db: Database) -> None:
+    """An outbox row may carry an inbound message's raw bytes as a message/rfc822 part.
+
+    Agents' follow-up notifications show the customer's new text only; the whole message as
+    it arrived goes with them, for when the quote stripping cut too much.
+    """
+    db.execute("ALTER TABLE outbox ADD COLUMN original_inbound INTEGER REFERENCES inbound(id)")
+
+
+@migrations()
 def m008_unattached_timers(db: Database) -> None:
     """Timers of no ticket (the agents' daily digest) found without reading every SLA timer.
 
@@ -284,6 +294,6 @@ def m008_unattached_timers(db: Database) -> None:
 
 
 @migrations()
-def m010_outbox_importance(db: Database) -> None:
+def m009_outbox_importance(db: Database) -> None:
     """Outgoing mail marked important ("high": a manager's page) gets Importance headers."""
     db.execute("ALTER TABLE outbox ADD COLUMN importance TEXT")

@@ -141,7 +141,10 @@ TABLES = {
     "participants": "ticket_id", "events": "ticket_id", "timers": "ticket_id",
     "sla_pauses": "ticket_id", "escalations": "ticket_id",
 }  # fmt: skip
-REFERENCES = {"ticket_id": "tickets", "inbound_id": "inbound", "outbox_id": "outbox"}
+REFERENCES = {
+    "ticket_id": "tickets", "inbound_id": "inbound", "outbox_id": "outbox",
+    "original_inbound": "inbound",
+}  # fmt: skip
 QUERIES = {
     table: f"SELECT * FROM {table} WHERE {key} = ? ORDER BY 1" for table, key in TABLES.items()
 }
