@@ -137,7 +137,8 @@ def test_bad_route_text_is_a_config_problem(tmp_path: Path, value: str, problem:
     assert any(line.startswith(f"config.toml: {problem}") for line in caught.value.problems)
 
 
-def test_queue_notice_gives_the_urgent_route_too(bot) -> None:
+def queue_notice(bot, body: str) -> str:
+    """The queue notice Jan gets for his second mail (a reply to the ack, an hour later)."""
     mid = make_msgid(domain="klient.pl")
     bot.deliver(make_mail(sender=JAN, message_id=mid), now=MON_10)
     [ack] = to(bot, "jan@klient.pl")
@@ -145,12 +146,16 @@ def test_queue_notice_gives_the_urgent_route_too(bot) -> None:
         make_mail(
             sender=JAN,
             subject="Odp: " + ack["Subject"],
-            body="Przesyłam numer przesyłki: 0012345678.",
+            body=body,
             headers={"In-Reply-To": ack["Message-ID"], "References": f"{mid} {ack['Message-ID']}"},
         ),
         now=MON_10 + timedelta(hours=1),
     )
-    queued = body_of(to(bot, "jan@klient.pl")[-1])
+    return body_of(to(bot, "jan@klient.pl")[-1])
+
+
+def test_queue_notice_gives_the_urgent_route_too(bot) -> None:
+    queued = queue_notice(bot, "Przesyłam numer przesyłki: 0012345678.")
     assert POLISH_ROUTE in " ".join(queued.split())
     assert "ze słowem PILNE lub AWARIA" in queued
 
@@ -228,19 +233,7 @@ def test_english_phrases_and_zones() -> None:
 
 
 def test_polish_queue_notice_asks_for_no_reminders_but_welcomes_information(bot) -> None:
-    mid = make_msgid(domain="klient.pl")
-    bot.deliver(make_mail(sender=JAN, message_id=mid), now=MON_10)
-    [ack] = to(bot, "jan@klient.pl")
-    bot.deliver(
-        make_mail(
-            sender=JAN,
-            subject="Odp: " + ack["Subject"],
-            body="W załączeniu numer faktury: FV/2026/11/123.",
-            headers={"In-Reply-To": ack["Message-ID"], "References": f"{mid} {ack['Message-ID']}"},
-        ),
-        now=MON_10 + timedelta(hours=1),
-    )
-    queued = " ".join(body_of(to(bot, "jan@klient.pl")[-1]).split())
+    queued = " ".join(queue_notice(bot, "W załączeniu numer faktury: FV/2026/11/123.").split())
     assert "Przypomnienia nie zmieniają miejsca w kolejce, więc nie trzeba ich wysyłać." in queued
     assert "np. numer przesyłki lub fakturę, prosimy je przesłać" in queued
     assert "Kolejne wiadomości nie zmieniają" not in queued
