@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -39,20 +39,34 @@ SIGNATURE_IMAGE_MAX = 20_000
 
 def when(cfg: Config, value: str | None, language: str) -> str:
     """A stored UTC time as people read it, in the configured zone ('' when unset)."""
-    moment = from_db(value)
-    return format_when(moment.astimezone(cfg.tz), language) if moment else ""
+    return _told(value, cfg.tz, language, "when") if value else ""
 
 
 def phrase(cfg: Config, value: str | None, language: str, *, deadline: bool = False) -> str:
     """A stored UTC time as it stands in a sentence: 'w środę, 2 grudnia 2026 r., o 09:20'."""
-    moment = from_db(value)
-    return when_phrase(moment.astimezone(cfg.tz), language, deadline=deadline) if moment else ""
+    return _told(value, cfg.tz, language, "deadline" if deadline else "phrase") if value else ""
 
 
 def zone(cfg: Config, value: str | None, language: str) -> str:
     """The clock a stored time is told on: 'czasu polskiego', 'Warsaw time, CET'."""
-    moment = from_db(value)
-    return zone_phrase(moment.astimezone(cfg.tz), language) if moment else ""
+    return _told(value, cfg.tz, language, "zone") if value else ""
+
+
+# A ticket's due and created times are told several ways in every mail about it, and recur
+# in all of its mails: each stored value is parsed and converted to the zone once.
+@lru_cache(maxsize=4096)
+def _local(value: str, tz: tzinfo) -> datetime:
+    return datetime.fromisoformat(value).astimezone(tz)
+
+
+@lru_cache(maxsize=8192)
+def _told(value: str, tz: tzinfo, language: str, how: str) -> str:
+    moment = _local(value, tz)
+    if how == "when":
+        return format_when(moment, language)
+    if how == "zone":
+        return zone_phrase(moment, language)
+    return when_phrase(moment, language, deadline=how == "deadline")
 
 
 @lru_cache(maxsize=16)
