@@ -27,13 +27,15 @@ CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 class _Headers:
     """What has been read from one message's header block, by lower-cased name."""
 
-    __slots__ = ("pairs", "raw")
+    __slots__ = ("decoded", "pairs", "raw")
 
     def __init__(self, msg: Message) -> None:
         self.raw = _read_raw(msg)  # raw values, folding kept
         # getaddresses() results: parsing and the automatic-mail rules read From eight times
         # a message, and the stdlib address parser is slow pure Python.
         self.pairs: dict[str, tuple[tuple[str, str], ...]] = {}
+        # Decoded values: classification reads the same few headers some fifty times a message.
+        self.decoded: dict[str, tuple[str, ...]] = {}
 
 
 # Weak keys: an entry goes when its message goes. SMTP, IMAP, the pipeline worker and the CLI
@@ -98,7 +100,13 @@ def decode_header_text(raw: str) -> str:
 
 def header_values(msg: Message, name: str) -> list[str]:
     """Every value of a header, decoded and unfolded; [] when absent."""
-    return [decode_header_text(v) for v in raw_values(msg, name)]
+    name = name.lower()
+    state = _headers(msg)
+    values = state.decoded.get(name)
+    if values is None:
+        values = tuple(decode_header_text(v) for v in state.raw.get(name, ()))
+        state.decoded[name] = values
+    return list(values)
 
 
 def header_value(msg: Message, name: str) -> str:
