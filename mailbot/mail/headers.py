@@ -45,12 +45,22 @@ _HEADERS: weakref.WeakKeyDictionary[Message, _Headers] = weakref.WeakKeyDictiona
 _HEADERS_LOCK = threading.Lock()
 
 
+# The message each thread read last, weakly, and its index: the automatic-mail rules look up
+# one message's headers some seventy times in a row, and a weak dictionary lookup makes a new
+# weak reference each time.
+_LAST = threading.local()
+
+
 def _headers(msg: Message) -> _Headers:
+    last: tuple[weakref.ref[Message], _Headers] | None = getattr(_LAST, "last", None)
+    if last is not None and last[0]() is msg:
+        return last[1]
     state = _HEADERS.get(msg)
     if state is None:
         state = _Headers(msg)
         with _HEADERS_LOCK:
             state = _HEADERS.setdefault(msg, state)
+    _LAST.last = (weakref.ref(msg), state)
     return state
 
 
