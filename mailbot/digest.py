@@ -141,7 +141,7 @@ def digest_send(
         # An answer to the agent's own #lista is auto-replied; the daily one auto-generated.
         auto_submitted="auto-generated" if scheduled else "auto-replied",
         company=cfg.mailbot.name,
-        agent_name=_agent_name(cfg, agent),
+        agent_name=notices.agent_name(cfg, agent),
         scheduled=scheduled,
         today_text=format_when(now.astimezone(cfg.tz), language).rsplit(", ", 1)[0],
         count=len(items),
@@ -151,11 +151,6 @@ def digest_send(
         entries=[_entry(cfg, item, agent, now, language) for item in items[:LIMIT]],
         more=max(0, len(items) - LIMIT),
     )
-
-
-def _agent_name(cfg: Config, address: str) -> str:
-    agent = cfg.agent(address)
-    return agent.name if agent else address
 
 
 def on_request(
