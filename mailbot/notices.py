@@ -21,9 +21,12 @@ from mailbot.mail.charsets import fold
 from mailbot.store import RowLike, Store, from_db
 from mailbot.templates import format_hours, format_when, when_phrase, zone_phrase
 
-# Ticket fields as staff read them in each language (English shows the stored values).
+# Ticket fields as staff read them in each language (a value not listed shows as stored).
 PRIORITY_TEXT = {"pl": {"urgent": "pilny", "normal": "normalny"}}
-STATUS_TEXT = {"pl": {"open": "otwarte", "pending": "czeka na klienta", "closed": "zamknięte"}}
+STATUS_TEXT = {
+    "pl": {"open": "otwarte", "pending": "czeka na klienta", "closed": "zamknięte"},
+    "en": {"pending": "waiting on the customer"},
+}
 
 # The subject words an acknowledgement suggests for urgent matters, per language, when they
 # are among [urgent] keywords: one or two natural ones, not the whole list.
