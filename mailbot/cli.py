@@ -338,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=stream)
         return 1
+    from mailbot import logs
+
+    logs.setup(cfg, stream="stderr")  # the daemon logs to stdout (journald): `run` sets that up
     return args.func(args, cfg)
 
 

@@ -187,6 +187,23 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    host: str  # "" with port 0: no metrics endpoint
+    port: int
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class Logging:
+    level: str  # debug info warning error
+    format: str  # logfmt json
+    addresses: str  # full domain hash
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -202,6 +219,8 @@ class Config:
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
+    metrics: Metrics = Metrics("", 0)
+    logging: Logging = Logging("info", "logfmt", "domain")
     _calendar: list[BusinessCalendar] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -460,6 +479,11 @@ def _listen(value: Any, ctx: _Context) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _optional_listen(value: Any, ctx: _Context) -> tuple[str, int]:
+    """HOST:PORT, or "" for off (returned as ("", 0))."""
+    return _listen(value, ctx) if _str(value, ctx).strip() else ("", 0)
+
+
 def _language(value: Any, ctx: _Context) -> str:
     value = _str(value, ctx)
     if not re.fullmatch(r"[a-z]{2,3}", value):
@@ -574,6 +598,14 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
     "notifications": {
         "digest": (_digest_time, AT_OPENING),
         "attachments_max": (_size, "10 MB"),
+    },
+    "metrics": {
+        "listen": (_optional_listen, ""),
+    },
+    "logging": {
+        "level": (_choice("debug", "info", "warning", "error"), "info"),
+        "format": (_choice("logfmt", "json"), "logfmt"),
+        "addresses": (_choice("full", "domain", "hash"), "domain"),
     },
 }
 
@@ -780,4 +812,6 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),
+        metrics=Metrics(*values["metrics"]["listen"]),
+        logging=Logging(**values["logging"]),
     )

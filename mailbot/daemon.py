@@ -225,5 +225,5 @@ class Daemon:
 
 
 def serve(cfg: Config) -> int:
-    logs.setup()
+    logs.setup(cfg)
     return Daemon(cfg).serve()
