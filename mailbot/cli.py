@@ -251,6 +251,41 @@ def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _backup_command(name: str, run: Callable[[], object]) -> int:
+    """Print what a backup command did and any problems; exit 1 when there were problems."""
+    from mailbot.backup import BackupError, Outcome
+
+    try:
+        outcome = run()
+    except BackupError as exc:
+        print(f"mailbot {name}: {exc}", file=sys.stderr)
+        return 1
+    assert isinstance(outcome, Outcome)
+    for line in outcome.lines:
+        print(line)
+    for problem in outcome.problems:
+        print(f"mailbot {name}: {problem}", file=sys.stderr)
+    return 1 if outcome.problems else 0
+
+
+def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import backup
+
+    return _backup_command("backup", lambda: backup.backup(cfg, args.path))
+
+
+def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import backup
+
+    return _backup_command("restore", lambda: backup.restore(cfg, args.path, force=args.force))
+
+
+def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import backup
+
+    return _backup_command("verify", lambda: backup.verify(cfg))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description=__doc__)
     parser.add_argument(
@@ -325,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reset", help="forgive a customer: the manager is paged for them again"
     )
     reset.add_argument("address", metavar="ADDRESS")
+    p = add("backup", cmd_backup, "consistent copy of database, attachments and secret (online)")
+    p.add_argument("path", type=Path, metavar="PATH", help="a new (or empty) directory")
+    p = add("restore", cmd_restore, "put a backup in place (the daemon must be stopped)")
+    p.add_argument("path", type=Path, metavar="PATH")
+    p.add_argument("--force", action="store_true", help="replace an existing database")
+    add("verify", cmd_verify, "database integrity; raw mail and attachments against SHA-256")
     return parser
 
 

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
-from mailbot import logs, systemd
+from mailbot import datalock, logs, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, database_path, open_context
@@ -66,6 +66,7 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.listener: Listener | None = None
         self.scheduler: TimerScheduler | None = None
+        self.lock: int | None = None
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -138,6 +139,8 @@ class Daemon:
     def start(self) -> None:
         from mailbot import scheduler
 
+        # One daemon per data directory; `restore` refuses while we hold it.
+        self.lock = datalock.acquire(self.cfg.mailbot.data_dir)
         open_context(self.cfg).close()  # creates the data dir, secret and schema once
         db_path = database_path(self.cfg)
         if self.cfg.smtp.enabled:
@@ -179,6 +182,9 @@ class Daemon:
         stuck = [t.name for t in self.threads if t.is_alive()]
         if stuck:
             log.warning("threads still busy at exit", extra={"threads": ",".join(stuck)})
+        if self.lock is not None:
+            datalock.release(self.lock)
+            self.lock = None
         log.info("stopped")
 
     def reload(self) -> None:
@@ -208,7 +214,11 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
-        self.start()
+        try:
+            self.start()
+        except datalock.Locked as exc:
+            log.error("another mailbot uses this data directory", extra={"lock": str(exc)})
+            return 1
         systemd.notify("READY=1")
         log.info("mailbot running", extra={"data_dir": str(self.cfg.mailbot.data_dir)})
         ping = systemd.watchdog_interval()

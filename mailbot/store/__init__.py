@@ -29,8 +29,8 @@ __all__ = ["RowLike", "Store", "from_db", "to_db"]
 class Store(Connection):
     """One connection to the mailbot database with every table's queries; one per thread."""
 
-    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
-        super().__init__(path, migrate=migrate)
+    def __init__(self, path: Path | str, *, migrate: bool = True, wal: bool = True) -> None:
+        super().__init__(path, migrate=migrate, wal=wal)
         self.inbound = inbound.Inbound(self)
         self.imap = inbound.ImapState(self)
         self.tickets = tickets.Tickets(self)

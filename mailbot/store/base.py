@@ -31,7 +31,8 @@ def from_db(text: str | None) -> datetime | None:
 class Connection:
     """One connection to the mailbot database, its transactions and plain statements."""
 
-    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+    def __init__(self, path: Path | str, *, migrate: bool = True, wal: bool = True) -> None:
+        """`wal=False` leaves the journal mode as the file has it (a backup copy keeps its own)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; every write runs in atomic().
@@ -39,7 +40,8 @@ class Connection:
         conn.row_factory = sqlite3.Row
         self._depth = 0  # savepoint nesting inside the current transaction
         self.db = Database(conn, execute_plugins=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        if wal:
+            conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is fsynced at every commit, so a committed message survives power loss.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -126,6 +128,28 @@ class Connection:
     def pragma(self, name: str) -> Any:
         """The value of a PRAGMA, e.g. "journal_mode" or "integrity_check"."""
         return self.scalar(f"PRAGMA {name}")
+
+    def integrity_problems(self) -> list[str]:
+        """What `PRAGMA integrity_check` and `foreign_key_check` find; empty when sound."""
+        problems = [r[0] for r in self.all("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [
+            f"{r['table']} row {r['rowid']}: no {r['parent']} it refers to"
+            for r in self.all("PRAGMA foreign_key_check")
+        ]
+        return problems
+
+    def backup_to(self, target: Path) -> None:
+        """A consistent copy of the whole database in `target` (SQLite's online backup).
+
+        One step: the copy is the snapshot of one read transaction, and in WAL mode that
+        blocks no writer meanwhile. The copy is a single file (rollback journal, not WAL).
+        """
+        copy = sqlite3.connect(target, isolation_level=None)
+        try:
+            self.conn.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
 
     def schema(self) -> list[tuple[str, str | None]]:
         """(name, SQL) of every table, index and trigger, by name."""

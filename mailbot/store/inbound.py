@@ -70,6 +70,13 @@ class Inbound(Queries):
             (limit,),
         )
 
+    def hashes(self, after_id: int, limit: int) -> list[Row]:
+        """(id, sha256, size) of stored messages with ids above `after_id`, in id order."""
+        return self.store.all(
+            "SELECT id, sha256, size FROM inbound WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+
     def update(self, inbound_id: int, values: dict[str, Any]) -> None:
         self.store.update("inbound", inbound_id, values)
 
