@@ -251,6 +251,21 @@ def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import stats
+
+    ctx = _context(cfg)
+    try:
+        doc = stats.build(ctx.store, datetime.now(UTC))
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(doc)
+    else:
+        print(stats.render(doc))
+    return 0
+
+
 def _backup_command(name: str, run: Callable[[], object]) -> int:
     """Print what a backup command did and any problems; exit 1 when there were problems."""
     from mailbot.backup import BackupError, Outcome
@@ -360,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reset", help="forgive a customer: the manager is paged for them again"
     )
     reset.add_argument("address", metavar="ADDRESS")
+    p = add("stats", cmd_stats, "the figures of the metrics endpoint, read from the database")
+    p.add_argument("--json", action="store_true")
     p = add("backup", cmd_backup, "consistent copy of database, attachments and secret (online)")
     p.add_argument("path", type=Path, metavar="PATH", help="a new (or empty) directory")
     p = add("restore", cmd_restore, "put a backup in place (the daemon must be stopped)")

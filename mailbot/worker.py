@@ -125,6 +125,7 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
             outcome = _failed(exc)
     if outcome is None:
         counts.processed += 1
+        ctx.store.tally.add("inbound", row["source"], "processed")
         log.info(
             "processed",
             extra={
@@ -141,6 +142,7 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
 def _record(ctx: Context, row: Row, now: datetime, outcome: Outcome, counts: Counts) -> None:
     """What happened to a message that was not processed, on its inbound row."""
     store = ctx.store
+    store.tally.add("inbound", row["source"], outcome.status)  # quarantined failed ignored …
     if outcome.status == "quarantined":
         _quarantine(ctx, row, now, outcome.reason, None)
         counts.quarantined += 1

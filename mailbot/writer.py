@@ -63,10 +63,13 @@ class _Writing:
             case OpenTicket():
                 self.ticket_id = store.tickets.insert(new_ticket_columns(decision, now))
                 self._ticket = None
+                store.tally.add("tickets_opened")
             case UpdateTicket(changes=changes):
                 assert ticket_id is not None
                 store.tickets.update(ticket_id, stored(changes))
                 self._ticket = None
+                if changes.get("status") == "closed":
+                    store.tally.add("tickets_closed")
             case AddParticipant(address=address, name=name, role=role):
                 assert ticket_id is not None
                 store.participants.add(ticket_id, address, name, role)

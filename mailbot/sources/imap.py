@@ -46,11 +46,13 @@ class ImapSource:
         db_path: Path,
         on_stored: Callable[[], None],
         stop: threading.Event,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.db_path = db_path
         self.on_stored = on_stored
         self.stop = stop
+        self.beat = beat  # a sign of life for the daemon's watchdog
         self.use_keyword = True
 
     # -- connection ------------------------------------------------------------------------
@@ -82,6 +84,7 @@ class ImapSource:
         attempt = 0
         try:
             while not self.stop.is_set():
+                self.beat()
                 try:
                     client = self.connect()
                 except Exception as exc:
@@ -113,6 +116,7 @@ class ImapSource:
         self.use_keyword = b"\\*" in flags or STORED in flags
         idle = self.cfg.imap.idle and client.has_capability("IDLE")
         while not self.stop.is_set():
+            self.beat()
             # Mail arriving during a sync is announced in that sync's responses, not in the
             # next IDLE: look again until a pass finds nothing, then wait.
             while self.sync(client, store, folder, uidvalidity) and not self.stop.is_set():
@@ -129,6 +133,7 @@ class ImapSource:
         client.idle()
         try:
             while not self.stop.is_set() and time.monotonic() < deadline:
+                self.beat()
                 responses = client.idle_check(timeout=1)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return

@@ -12,6 +12,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from mailbot.store.schema import migrations
+from mailbot.tally import Tally
 
 # A row as read (sqlite3.Row) or as planned (a dict of the same columns).
 RowLike = sqlite3.Row | Mapping[str, Any]
@@ -39,6 +40,7 @@ class Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         self._depth = 0  # savepoint nesting inside the current transaction
+        self.tally = Tally()  # figures for the metrics, handed on when a transaction commits
         self.db = Database(conn, execute_plugins=False)
         if wal:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -68,6 +70,7 @@ class Connection:
         if conn.in_transaction:
             name = f"sp{self._depth}"
             self._depth += 1
+            mark = self.tally.mark()
             conn.execute(f"SAVEPOINT {name}")
             try:
                 yield self
@@ -75,6 +78,7 @@ class Connection:
                 if conn.in_transaction:  # some errors end the whole transaction
                     conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
                     conn.execute(f"RELEASE SAVEPOINT {name}")
+                self.tally.rollback(mark)
                 raise
             else:
                 conn.execute(f"RELEASE SAVEPOINT {name}")
@@ -87,8 +91,14 @@ class Connection:
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.tally.rollback()
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self.tally.rollback()
+            raise
+        self.tally.commit()
 
     # -- for the query modules of the store package --------------------------------------------
 

@@ -297,3 +297,16 @@ def m008_unattached_timers(db: Database) -> None:
 def m009_outbox_importance(db: Database) -> None:
     """Outgoing mail marked important ("high": a manager's page) gets Importance headers."""
     db.execute("ALTER TABLE outbox ADD COLUMN importance TEXT")
+
+
+@migrations()
+def m014_metrics_indexes(db: Database) -> None:
+    """Figures for the metrics endpoint and `mailbot stats` read from indexes alone.
+
+    inbound_status gains the source: counting mail by status and source reads the index, not
+    every stored message. It replaces the old index, so intake maintains no more than before.
+    outbox_failed is partial: rows are written pending, so only a final failure touches it.
+    """
+    db.execute("DROP INDEX inbound_status")
+    db.execute("CREATE INDEX inbound_status ON inbound(status, source)")
+    db.execute("CREATE INDEX outbox_failed ON outbox(id) WHERE status = 'failed'")
