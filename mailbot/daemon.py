@@ -67,6 +67,10 @@ def run_once(ctx: Context, now: datetime | None = None) -> str:
     )
 
 
+class CannotStart(Exception):
+    """The daemon cannot start (data directory in use, a port taken); the text says why."""
+
+
 class Daemon:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -179,14 +183,25 @@ class Daemon:
         from mailbot import scheduler
 
         # One daemon per data directory; `restore` refuses while we hold it.
-        self.lock = datalock.acquire(self.cfg.mailbot.data_dir)
+        try:
+            self.lock = datalock.acquire(self.cfg.mailbot.data_dir)
+        except datalock.Locked as exc:
+            raise CannotStart(f"another mailbot uses this data directory ({exc})") from exc
         open_context(self.cfg).close()  # creates the data dir, secret and schema once
         db_path = database_path(self.cfg)
         if self.cfg.metrics.enabled:
             from mailbot.metrics import Metrics
 
             self.metrics = Metrics(db_path)
-            self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+            try:
+                self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+            except OSError as exc:
+                datalock.release(self.lock)
+                self.lock = None
+                raise CannotStart(
+                    f"[metrics] listen {self.cfg.metrics.host}:{self.cfg.metrics.port}:"
+                    f" {exc.strerror or exc}"
+                ) from exc
         beats = self.heartbeats
         if self.cfg.smtp.enabled:
             from mailbot.sources.smtp import Listener
@@ -282,8 +297,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_hup)
         try:
             self.start()
-        except datalock.Locked as exc:
-            log.error("another mailbot uses this data directory", extra={"lock": str(exc)})
+        except CannotStart as exc:
+            log.error("cannot start", extra={"problem": str(exc)})
             return 1
         systemd.notify("READY=1")
         log.info("mailbot running", extra={"data_dir": str(self.cfg.mailbot.data_dir)})
@@ -315,10 +330,10 @@ class Daemon:
         loop = getattr(listener, "loop", None)
         if loop is None or loop.is_closed():
             return
-        executor = listener.intake._executor
+        intake = listener.intake
 
         async def probe() -> None:
-            await asyncio.get_running_loop().run_in_executor(executor, lambda: None)
+            await intake.responds()
             self.heartbeats.beat("smtp")
 
         self._probe = asyncio.run_coroutine_threadsafe(probe(), loop)

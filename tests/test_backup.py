@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import smtplib
 import stat
@@ -19,7 +20,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.store import Store
-from tests.daemon_helpers import InProcessDaemon, daemon_settings, wait_until
+from tests.daemon_helpers import DaemonProcess, InProcessDaemon, daemon_settings, wait_until
 from tests.helpers import ROOT, make_mail, write_config
 
 
@@ -192,3 +193,21 @@ def test_backup_timer_and_service_verify(tmp_path: Path) -> None:
     )
     problems = [line for line in result.stderr.splitlines() if "mailbot-backup" in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_a_second_daemon_on_the_same_data_directory_refuses_to_start(tmp_path, smtp_sink) -> None:
+    running = InProcessDaemon(tmp_path, daemon_settings(smtp_sink)).start()
+    try:
+        # Same data directory, another SMTP port: only the lock can stop it.
+        (tmp_path / "second").mkdir()
+        second_config = write_config(tmp_path / "second", settings=daemon_settings(smtp_sink))
+        text = second_config.read_text().replace(
+            'data_dir = "data"', f'data_dir = "{tmp_path / "data"}"'
+        )
+        second_config.write_text(text)
+        second = DaemonProcess(second_config).start(wait=False)
+        assert second.wait(20) == 1
+        assert "another mailbot uses this data directory" in second.log()
+        assert f"process {os.getpid()}" in second.log()
+    finally:
+        running.stop()

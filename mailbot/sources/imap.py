@@ -190,6 +190,7 @@ class ImapSource:
                 store.imap.set(folder, uidvalidity, max(batch))
             # Committed: only now may the server be told.
             self.mark_stored(client, batch)
+            self.beat()
             stored += len(batch)
             log.info(
                 "imap stored", extra={"folder": folder, "count": len(batch), "last_uid": max(batch)}

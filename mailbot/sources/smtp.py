@@ -94,6 +94,10 @@ class IntakeHandler:
             return "\r\n".join([status] * len(envelope.rcpt_tos))
         return status
 
+    async def responds(self) -> None:
+        """Returns once the storing thread has run a no-op: the daemon's watchdog probe."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, lambda: None)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
