@@ -126,7 +126,9 @@ def backup(cfg: Config, target: Path) -> Outcome:
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
-    for directory in {target, *(p.parent for p in target.glob("attachments/*/*"))}:
+    for directory in {target, *(p.parent for p in target.glob("attachments/*/*"))} | {
+        p for p in (target / "attachments",) if p.is_dir()
+    }:
         _fsync_dir(directory)
     outcome.lines.append(
         f"{target}: {tickets} tickets, {inbound} inbound messages, {copied} attachment files"

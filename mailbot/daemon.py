@@ -225,8 +225,10 @@ class Daemon:
             # Polls, reconnect back-off and 30 s socket timeouts may keep it quiet for longer.
             beats.register("imap", self.hung_after + max(self.cfg.imap.poll_interval, 80.0))
             self._thread("imap", source.run)
-        for part in ("worker", "sender", "scheduler"):
+        for part in ("worker", "scheduler"):
             beats.register(part, self.hung_after)
+        # One delivery to a slow relay may take a few of its socket timeouts.
+        beats.register("sender", self.hung_after + 3 * self.cfg.outbound.timeout)
         self._thread("worker", self.worker_loop)
         self._thread("sender", self.sender_loop)
         self.scheduler = scheduler.TimerScheduler(
