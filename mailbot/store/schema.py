@@ -309,4 +309,4 @@ def m014_metrics_indexes(db: Database) -> None:
     """
     db.execute("DROP INDEX inbound_status")
     db.execute("CREATE INDEX inbound_status ON inbound(status, source)")
-    db.execute("CREATE INDEX outbox_failed ON outbox(id) WHERE status = 'failed'")
+    db.execute("CREATE INDEX outbox_failed ON outbox(status) WHERE status = 'failed'")
