@@ -17,6 +17,7 @@ from mailbot.store import Store
 from tests.daemon_helpers import InProcessDaemon, daemon_settings
 from tests.helpers import WARSAW_NOON, make_mail
 from tests.servers import free_port
+from tests.test_agents import gmail_reply, notification
 
 # Outlook desktop and Gmail shapes, and an Exchange out-of-office answer (never answered).
 OUTLOOK = make_mail(
@@ -142,3 +143,28 @@ def test_figures_of_a_rolled_back_transaction_are_never_counted(tmp_path) -> Non
         assert handed == [("tickets_opened", (), 1.0)]  # retried later: counted once, then
     finally:
         store.close()
+
+
+def test_pipeline_scheduler_and_outbox_hand_their_figures_over_at_commit(bot) -> None:
+    figures: list = []
+    bot.ctx.store.tally.sink = figures.extend
+    bot.feed(OUTLOOK, now=WARSAW_NOON)
+    bot.run(WARSAW_NOON + timedelta(seconds=90))  # the worker was busy for a minute and a half
+    ticket = bot.tickets()[0]
+    due = datetime.fromisoformat(ticket["first_response_due"])
+    bot.run(due + timedelta(minutes=1))  # nobody answered: the breach fires
+    bot.run(due + timedelta(minutes=2))  # and only once
+    note = notification(bot)
+    bot.deliver(gmail_reply(note, "anna@4dustry.com", "#zamknij\nWysłaliśmy brakujący towar."),
+                now=due + timedelta(hours=1))  # fmt: skip
+    bot.run(due + timedelta(hours=1))
+    names = [(name, labels) for name, labels, _ in figures]
+    assert names.count(("sla_breaches", ())) == 1
+    assert names.count(("tickets_opened", ())) == 1
+    assert names.count(("tickets_closed", ())) == 1
+    assert names.count(("inbound", ("test", "processed"))) == 2
+    outgoing = {labels for name, labels in names if name == "outgoing"}
+    assert outgoing == {("ack", "sent"), ("agent_new", "sent"), ("sla_breach", "sent"),
+                        ("reply", "sent")}  # fmt: skip
+    [latency] = [value for name, _, value in figures if name == "ack_latency"]
+    assert latency == 90.0  # from the mail's arrival to the ack's delivery
