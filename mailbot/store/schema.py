@@ -297,3 +297,15 @@ def m008_unattached_timers(db: Database) -> None:
 def m009_outbox_importance(db: Database) -> None:
     """Outgoing mail marked important ("high": a manager's page) gets Importance headers."""
     db.execute("ALTER TABLE outbox ADD COLUMN importance TEXT")
+
+
+@migrations()
+def m010_mailboxes(db: Database) -> None:
+    """Several support addresses: the one a ticket came in through answers its customer.
+
+    `tickets.mailbox` is that address (NULL for tickets from before: the default mailbox);
+    `outbox.from_addr` the address a row goes out from, fixed when it is enqueued like its
+    Message-ID (NULL: the [mailbot] address).
+    """
+    db.execute("ALTER TABLE tickets ADD COLUMN mailbox TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN from_addr TEXT")
