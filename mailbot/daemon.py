@@ -21,7 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
-from mailbot import logs, systemd
+from mailbot import logs, mailboxes, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, database_path, open_context
@@ -155,8 +155,15 @@ class Daemon:
         if self.cfg.imap.enabled:
             from mailbot.sources.imap import ImapSource
 
-            source = ImapSource(self.cfg, db_path, self.inbound_ready.set, self.stop)
-            self._thread("imap", source.run)
+            if len(self.cfg.mailboxes) == 1:
+                source = ImapSource(self.cfg, db_path, self.inbound_ready.set, self.stop)
+                self._thread("imap", source.run)
+            else:  # a connection per folder: IDLE watches the selected folder only
+                for folder in mailboxes.folders(self.cfg):
+                    source = ImapSource(
+                        self.cfg, db_path, self.inbound_ready.set, self.stop, folder
+                    )
+                    self._thread(f"imap {folder}", source.run)
         self._thread("worker", self.worker_loop)
         self._thread("sender", self.sender_loop)
         self.scheduler = scheduler.TimerScheduler(self.cfg, self.outbox_ready.set)
@@ -189,8 +196,11 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config", extra={"problem": problem})
         else:
-            if (new.smtp, new.imap) != (self.cfg.smtp, self.cfg.imap):
-                log.warning("listener/IMAP settings changed; they take effect after a restart")
+            old = self.cfg
+            if (new.smtp, new.imap, new.mailboxes) != (old.smtp, old.imap, old.mailboxes):
+                log.warning(
+                    "listener/IMAP/mailbox settings changed; they take effect after a restart"
+                )
             self.cfg = new
             if self.scheduler:
                 self.scheduler.reload(new)
