@@ -30,6 +30,7 @@ def ticket_doc(ctx: Context, row: Row) -> dict[str, Any]:
         "assignee": row["assignee"],
         "topic": row["topic"],
         "previous_ticket": row["previous_ticket"],
+        "mailbox": row["mailbox"] or ctx.cfg.mailbot.address,  # the address it came in through
     }
     for key in TICKET_TIMES:
         doc[key] = local_time(ctx, row[key])
