@@ -125,6 +125,7 @@ def outbox(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             "ticket": r["ticket_id"],
             "template": r["template"],
             "to": r["to_addr"],
+            "from": r["from_addr"] or ctx.cfg.mailbot.address,  # the mailbox it goes out from
             "cc": json.loads(r["cc"]),
             "subject": r["subject"],
             "message_id": r["message_id"],

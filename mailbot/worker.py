@@ -99,6 +99,8 @@ def _finish(ctx: Context, row_id: int, now: datetime, **values: object) -> None:
 
 def prepare(ctx: Context, row: Row, now: datetime) -> tuple[Job, Outcome | None]:
     """A job for one inbound row with the lock-free steps run (outside any transaction)."""
+    several = len(ctx.cfg.mailboxes) > 1  # else there is no mailbox to tell apart
+    imap = several and row["source"] == "imap"
     job = Job(
         ctx=ctx,
         inbound_id=row["id"],
@@ -108,8 +110,8 @@ def prepare(ctx: Context, row: Row, now: datetime) -> tuple[Job, Outcome | None]
         source=row["source"],
         no_replies=bool(row["no_replies"]),
         envelope_from=row["envelope_from"],
-        envelope_to=tuple(json.loads(row["envelope_to"] or "[]")),
-        folder=mailboxes.folder_of(row["source_ref"]) if row["source"] == "imap" else None,
+        envelope_to=tuple(json.loads(row["envelope_to"] or "[]")) if several else (),
+        folder=mailboxes.folder_of(row["source_ref"]) if imap else None,
     )
     return job, _run(job, LOCK_FREE)
 

@@ -166,6 +166,43 @@ def test_ack_and_queue_notice_go_out_from_the_address_the_customer_wrote_to(mult
     assert (record["from_addr"], record["from_name"]) == ("support@4dustry.com", "4Dustry Support")
 
 
+def apple_mail_reply(to: str, subject: str, text: str, parent: str) -> bytes:
+    """A reply as Apple Mail writes it: quoted-printable, Message-Id spelling, quote below."""
+    return (
+        "From: John Smith <john.smith@gmail.com>\r\n"
+        "Content-Type: text/plain;\r\n\tcharset=us-ascii\r\n"
+        "Content-Transfer-Encoding: 7bit\r\n"
+        "Mime-Version: 1.0 (Mac OS X Mail 16.0 \\(3774.600.62\\))\r\n"
+        f"Subject: {subject}\r\n"
+        "Date: Mon, 30 Nov 2026 12:10:03 +0100\r\n"
+        f"In-Reply-To: {parent}\r\n"
+        f"To: {to}\r\n"
+        f"References: {parent}\r\n"
+        "Message-Id: <5E8C1F0A-3B7D-4C2E-9F61-2A4B8D0E7C13@gmail.com>\r\n"
+        "X-Mailer: Apple Mail (2.3774.600.62)\r\n"
+        "\r\n"
+        f"{text}\r\n\r\n> On 30 Nov 2026, at 11:00, 4Dustry Support wrote:\r\n> \r\n> Hello\r\n"
+    ).encode()
+
+
+def test_a_reply_to_the_other_address_stays_with_the_tickets_mailbox(multi) -> None:
+    raw = gmail_mail("support@4dustry.com", "Invoice", "Hello, I need a copy of invoice 7.", "C3")
+    deliver_smtp(multi, raw, ["support@4dustry.com"])
+    ack = BytesParser(policy=policy.default).parsebytes(raw_to(multi, "john.smith@gmail.com"))
+    # Apple Mail, answering our ack but addressed to the Polish address.
+    reply = apple_mail_reply("pomoc@4dustry.com", "Re: " + ack["Subject"], "Any news?",
+                             ack["Message-ID"])  # fmt: skip
+    deliver_smtp(multi, reply, ["pomoc@4dustry.com"])
+    [ticket] = multi.tickets()
+    assert ticket["mailbox"] == "support@4dustry.com"
+    [row] = multi.ctx.store.rows("outbox", template="queued")
+    assert (row["to_addr"], row["from_addr"]) == ("john.smith@gmail.com", "support@4dustry.com")
+    queued = raw_to(multi, "john.smith@gmail.com")
+    assert b"\r\nFrom: 4Dustry Support <support@4dustry.com>\r\n" in b"\r\n" + header_block(
+        queued
+    )
+
+
 def test_agent_answer_is_relayed_from_the_tickets_mailbox_of_another_domain(multi) -> None:
     raw = gmail_mail(
         "help@4dustry.eu",
@@ -337,6 +374,9 @@ def test_tickets_listing_and_report_cover_every_mailbox(tmp_path: Path, capsys) 
         "help@4dustry.eu": 0,
     }
     assert report["total"]["received"] == 3
+    froms = {(o["to"], o["template"]): o["from"] for o in json.loads(run("outbox", "--json"))}
+    assert froms[("john.smith@gmail.com", "ack")] == "support@4dustry.com"
+    assert froms[("jan@klient.pl", "ack")] == "pomoc@4dustry.com"
     assert "mailbox support@4dustry.com" in run("report")
 
 
