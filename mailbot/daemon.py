@@ -155,15 +155,12 @@ class Daemon:
         if self.cfg.imap.enabled:
             from mailbot.sources.imap import ImapSource
 
-            if len(self.cfg.mailboxes) == 1:
-                source = ImapSource(self.cfg, db_path, self.inbound_ready.set, self.stop)
-                self._thread("imap", source.run)
-            else:  # a connection per folder: IDLE watches the selected folder only
-                for folder in mailboxes.folders(self.cfg):
-                    source = ImapSource(
-                        self.cfg, db_path, self.inbound_ready.set, self.stop, folder
-                    )
-                    self._thread(f"imap {folder}", source.run)
+            # A connection per mailbox folder (IDLE watches the selected folder only); one,
+            # the [inbound.imap] folder, without [[mailboxes]].
+            folders = mailboxes.folders(self.cfg)
+            for folder in folders:
+                source = ImapSource(self.cfg, db_path, self.inbound_ready.set, self.stop, folder)
+                self._thread("imap" if len(folders) == 1 else f"imap {folder}", source.run)
         self._thread("worker", self.worker_loop)
         self._thread("sender", self.sender_loop)
         self.scheduler = scheduler.TimerScheduler(self.cfg, self.outbox_ready.set)

@@ -519,3 +519,15 @@ def test_two_folders_on_dovecot_each_watched(tmp_path: Path, dovecot, smtp_sink)
         wait_until(lambda: running.count("tickets") == 4, 5, "IDLE on Support")
     finally:
         running.stop()
+
+
+def test_one_listed_mailbox_is_read_from_its_own_folder(tmp_path: Path, dovecot, smtp_sink) -> None:
+    dovecot.create_folder("Pomoc")
+    one = '[[mailboxes]]\naddress = "pomoc@4dustry.com"\nfolder = "Pomoc"\n'
+    running = InProcessDaemon(tmp_path, daemon_settings(smtp_sink, dovecot), one).start()
+    try:
+        dovecot.append(make_mail(sender="ewa@firma.pl"), folder="Pomoc")
+        wait_until(lambda: running.count("tickets") == 1, 10, "ticket from the Pomoc folder")
+        assert "$MailbotStored" in dovecot.messages("Pomoc")[0].flags
+    finally:
+        running.stop()
