@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailbot import config as config_module
+from mailbot import loops
 from mailbot.cli import main
 from mailbot.config import ConfigError
 from mailbot.intake import accept
@@ -432,6 +433,26 @@ def test_mailbot_address_is_the_default_mailbox_listed_or_not(tmp_path: Path) ->
     assert cfg.mailbox_receiving("Support+Faktury@4dustry.com") is second
     assert cfg.mailbox_receiving("kasia@4dustry.com") is None
     assert cfg.mailbox("gone@4dustry.com") is first  # a mailbox since removed
+
+
+def test_envelope_sender_is_the_mailbox_unless_outbound_fixes_it(tmp_path: Path) -> None:
+    (tmp_path / "own").mkdir()
+    own = config_module.load(write_config(tmp_path / "own", MAILBOXES))
+    assert loops.envelope_from(own, None, "help@4dustry.eu") == "help@4dustry.eu"
+    assert loops.envelope_from(own, "auto-replied", "help@4dustry.eu") == "help+bounces@4dustry.eu"
+    fixed = config_module.load(
+        write_config(
+            tmp_path,
+            MAILBOXES,
+            settings={
+                "outbound.envelope_from": '"relay@4dustry.com"',
+                "outbound.auto_envelope_from": '"<>"',
+            },
+        )
+    )
+    assert loops.envelope_from(fixed, None, "help@4dustry.eu") == "relay@4dustry.com"
+    assert loops.envelope_from(fixed, "auto-generated", "help@4dustry.eu") == ""
+    assert {"help@4dustry.eu", "support@4dustry.com"} <= loops.own_addresses(fixed)
 
 
 # -- the daemon: SMTP listener and Dovecot ------------------------------------------------------
