@@ -839,7 +839,9 @@ def _notifications(values: dict, opens: time) -> Notifications:
     )
 
 
-def _mailboxes(mb: dict, imap: dict, entries: list[dict], topics: tuple[Topic, ...]) -> tuple:
+def _mailboxes(
+    mb: dict, imap: dict, entries: list[dict], topics: tuple[Topic, ...]
+) -> tuple[Mailbox, ...]:
     """The support addresses, the [mailbot] address first: listed in [[mailboxes]] or not,
     it is the default mailbox. Keys left out take the [mailbot] and [inbound.imap] values."""
 
