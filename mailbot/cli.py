@@ -101,10 +101,11 @@ TICKET_COLUMNS = ("id", "status", "priority", "language", "topic", "requester", 
 def cmd_tickets(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         return _listing(cfg, lambda ctx: views.tickets(ctx, status=args.status), (), True)
+    several = len(cfg.mailboxes) > 1  # which support address, when there are several
     return _listing(
         cfg,
         lambda ctx: [views.short_times(t) for t in views.tickets(ctx, status=args.status)],
-        TICKET_COLUMNS,
+        (*TICKET_COLUMNS[:-1], "mailbox", TICKET_COLUMNS[-1]) if several else TICKET_COLUMNS,
         False,
     )
 

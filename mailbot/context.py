@@ -38,6 +38,8 @@ def open_context(cfg: Config, *, migrate: bool = True) -> Context:
     return Context(
         cfg=cfg,
         store=Store(database_path(cfg), migrate=migrate),
-        signer=Signer(load_secret(data_dir), cfg.mailbot.domain),
+        signer=Signer(
+            load_secret(data_dir), cfg.mailbot.domain, tuple(m.domain for m in cfg.mailboxes)
+        ),
         templates=templates_module.load(cfg.mailbot.templates),
     )

@@ -28,7 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
-from mailbot import datalock, logs, systemd
+from mailbot import datalock, logs, mailboxes, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, database_path, open_context
@@ -219,12 +219,22 @@ class Daemon:
         if self.cfg.imap.enabled:
             from mailbot.sources.imap import ImapSource
 
-            source = ImapSource(
-                self.cfg, db_path, self.inbound_ready.set, self.stop, beat=beats.beater("imap")
-            )
-            # Polls, reconnect back-off and 30 s socket timeouts may keep it quiet for longer.
-            beats.register("imap", self.hung_after + max(self.cfg.imap.poll_interval, 80.0))
-            self._thread("imap", source.run)
+            # A connection per mailbox folder (IDLE watches the selected folder only); one,
+            # the [inbound.imap] folder, without [[mailboxes]].
+            folders = mailboxes.folders(self.cfg)
+            for folder in folders:
+                name = "imap" if len(folders) == 1 else f"imap {folder}"
+                source = ImapSource(
+                    self.cfg,
+                    db_path,
+                    self.inbound_ready.set,
+                    self.stop,
+                    folder,
+                    beat=beats.beater(name),
+                )
+                # Polls, reconnect back-off and 30 s socket timeouts may keep it quiet longer.
+                beats.register(name, self.hung_after + max(self.cfg.imap.poll_interval, 80.0))
+                self._thread(name, source.run)
         for part in ("worker", "scheduler"):
             beats.register(part, self.hung_after)
         # One delivery to a slow relay may take a few of its socket timeouts.
@@ -275,10 +285,10 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config", extra={"problem": problem})
         else:
-            restart_only = ("smtp", "imap", "metrics")
+            restart_only = ("smtp", "imap", "metrics", "mailboxes")
             if any(getattr(new, k) != getattr(self.cfg, k) for k in restart_only):
                 log.warning(
-                    "listener/IMAP/metrics settings changed; they take effect after a restart"
+                    "listener, IMAP, mailbox or metrics settings changed; restart to apply them"
                 )
             self.cfg = new
             if self.scheduler:

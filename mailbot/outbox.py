@@ -218,7 +218,7 @@ def deliver_due(
             data = compose.build(row, cfg, att_rows, original)
             transport.send(
                 delivery_key(row["id"], row["message_id"]),
-                loops.envelope_from(cfg, row["auto_submitted"]),
+                loops.envelope_from(cfg, row["auto_submitted"], compose.from_address(row, cfg)),
                 recipients,
                 data,
             )

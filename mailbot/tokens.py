@@ -56,26 +56,30 @@ def load_secret(data_dir: Path) -> bytes:
 
 
 class Signer:
-    """Issues and checks Message-ID tokens with one secret and one domain."""
+    """Issues and checks Message-ID tokens with one secret, for our domain (and those of the
+    other support addresses, `more_domains`: mail from a mailbox carries its domain)."""
 
-    def __init__(self, secret: bytes, domain: str) -> None:
+    def __init__(self, secret: bytes, domain: str, more_domains: tuple[str, ...] = ()) -> None:
         self._secret = secret
         self.domain = domain.lower()
+        self.domains = frozenset({self.domain, *(d.lower() for d in more_domains)})
 
     def _mac(self, ticket_id: int, purpose: str, recipient: str, nonce: str) -> str:
         message = f"{ticket_id}|{purpose}|{recipient.lower()}|{nonce}".encode()
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:MAC_BYTES]
         return base64.b32encode(digest).decode().rstrip("=").lower()
 
-    def message_id(self, ticket_id: int, purpose: str, recipient: str) -> str:
+    def message_id(
+        self, ticket_id: int, purpose: str, recipient: str, domain: str | None = None
+    ) -> str:
         nonce = secrets.token_hex(4)
         mac = self._mac(ticket_id, purpose, recipient, nonce)
-        return f"<mb.{ticket_id}.{purpose}.{nonce}.{mac}@{self.domain}>"
+        return f"<mb.{ticket_id}.{purpose}.{nonce}.{mac}@{domain or self.domain}>"
 
     def parse(self, message_id: str) -> Token | None:
         """The token in one of our Message-IDs (unverified), or None."""
         match = TOKEN_RE.match(message_id.strip().lower())
-        if not match or match.group(5) != self.domain:
+        if not match or match.group(5) not in self.domains:
             return None
         return Token(int(match.group(1)), match.group(2), match.group(3), match.group(4))
 

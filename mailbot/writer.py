@@ -163,8 +163,10 @@ class _Writing:
         """Render the template into an outbox row with its final Message-ID."""
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
         context: dict[str, Any] = {}
+        box = ctx.cfg.mailboxes[0]  # mail about no ticket (a digest) goes from the default
         if self.ticket_id:
             ticket = self.ticket()
+            box = notices.mailbox(ctx.cfg, ticket)  # where the ticket came in
             if send.language not in self._contexts:  # an ack and two notifications share it
                 self._contexts[send.language] = notices.context(
                     ctx.cfg, ticket, send.language, store, now
@@ -177,14 +179,15 @@ class _Writing:
             only = send.attach_only
             attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
-        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to)
+        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to, box.domain)
         row_id = store.outbox.insert(
             {
                 "ticket_id": self.ticket_id,
                 "template": send.template,
                 "to_addr": send.to,
                 "cc": json.dumps(list(send.cc)),
-                "from_name": send.from_name or ctx.cfg.mailbot.name,
+                "from_addr": box.address,
+                "from_name": send.from_name or box.name,
                 "subject": rendered.subject,
                 "body": rendered.body,
                 "message_id": message_id,

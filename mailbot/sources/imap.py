@@ -38,7 +38,11 @@ def reconnect_delay(failures: int) -> float:
 
 
 class ImapSource:
-    """Keeps one folder of one IMAP account drained into the inbound table."""
+    """Keeps one folder of one IMAP account drained into the inbound table.
+
+    `folder`: the folder to watch (default `[inbound.imap] folder`). Mailboxes with folders of
+    their own each get a source: an IMAP connection IDLEs on one selected folder only.
+    """
 
     def __init__(
         self,
@@ -46,12 +50,14 @@ class ImapSource:
         db_path: Path,
         on_stored: Callable[[], None],
         stop: threading.Event,
+        folder: str | None = None,
         beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.db_path = db_path
         self.on_stored = on_stored
         self.stop = stop
+        self.folder = folder or cfg.imap.folder
         self.beat = beat  # a sign of life for the daemon's watchdog
         self.use_keyword = True
 
@@ -94,7 +100,7 @@ class ImapSource:
                 attempt = 0
                 log.info(
                     "imap connected",
-                    extra={"host": self.cfg.imap.host, "folder": self.cfg.imap.folder},
+                    extra={"host": self.cfg.imap.host, "folder": self.folder},
                 )
                 try:
                     self.session(client, store)
@@ -109,7 +115,7 @@ class ImapSource:
             store.close()
 
     def session(self, client: IMAPClient, store: Store) -> None:
-        folder = self.cfg.imap.folder
+        folder = self.folder
         info = client.select_folder(folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         flags = info.get(b"PERMANENTFLAGS", ())

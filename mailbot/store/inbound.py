@@ -65,7 +65,8 @@ class Inbound(Queries):
     def pending(self, limit: int) -> list[Row]:
         """The oldest messages waiting for the pipeline (without their raw bytes)."""
         return self.store.all(
-            "SELECT id, received_at, source, envelope_from, no_replies, attempts, size"
+            "SELECT id, received_at, source, source_ref, envelope_from, envelope_to, no_replies,"
+            " attempts, size"
             " FROM inbound WHERE status = 'pending' ORDER BY id LIMIT ?",
             (limit,),
         )

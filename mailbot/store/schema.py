@@ -300,7 +300,19 @@ def m009_outbox_importance(db: Database) -> None:
 
 
 @migrations()
-def m014_metrics_indexes(db: Database) -> None:
+def m010_mailboxes(db: Database) -> None:
+    """Several support addresses: the one a ticket came in through answers its customer.
+
+    `tickets.mailbox` is that address (NULL for tickets from before: the default mailbox);
+    `outbox.from_addr` the address a row goes out from, fixed when it is enqueued like its
+    Message-ID (NULL: the [mailbot] address).
+    """
+    db.execute("ALTER TABLE tickets ADD COLUMN mailbox TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN from_addr TEXT")
+
+
+@migrations()
+def m011_metrics_indexes(db: Database) -> None:
     """Figures for the metrics endpoint and `mailbot stats` read from indexes alone.
 
     inbound_status gains the source: counting mail by status and source reads the index, not
