@@ -21,6 +21,16 @@ from mailbot.mail.automatic import Automatic, detect_automatic
 from mailbot.store import Store
 
 
+def own_address(cfg: Config, address: str) -> bool:
+    """Whether `address` is a support address of ours (plus-tags included, any case).
+
+    The one place that knows our addresses: `[mailbot] address` (and the mailboxes that join it).
+    """
+    local, _, domain = address.lower().rpartition("@")
+    support_local, _, support_domain = cfg.mailbot.address.lower().rpartition("@")
+    return domain == support_domain and local.split("+")[0] == support_local
+
+
 def own_addresses(cfg: Config) -> set[str]:
     return {cfg.mailbot.address, auto_envelope_from(cfg) or cfg.mailbot.address}
 
