@@ -97,6 +97,15 @@ def _import_history(args: argparse.Namespace, cfg: Config) -> int:
     if missing:
         print(f"mailbot import: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    if any(str(p).startswith(IMAP_PREFIX) for p in (*args.paths, *sent)) and not (
+        cfg.imap.host and cfg.imap.username
+    ):
+        print(
+            "mailbot import: imap:FOLDER reads the configured mailbox;"
+            " [inbound.imap] host and username are not set",
+            file=sys.stderr,
+        )
+        return 2
     ctx = _context(cfg)
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:

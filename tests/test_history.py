@@ -429,3 +429,58 @@ def test_corpus_history_import_sends_nothing(bot, corpus) -> None:
     bot.outbox(expected=0)
     assert summary.quarantined == bot.ctx.store.count("inbound", status="quarantined")
     assert bot.ctx.store.count("inbound", status="pending") == 0
+
+
+def test_imap_folders_of_the_configured_mailbox_resume_by_uid(tmp_path, dovecot, capsys) -> None:
+    from tests.daemon_helpers import daemon_settings
+
+    bot = Mailbot(tmp_path, settings=daemon_settings(dovecot=dovecot))
+    try:
+        request = "<AM0PR02MB9999@AM0PR02MB9999.eurprd02.prod.outlook.com>"
+        dovecot.create_folder("Sent")
+        dovecot.append(
+            outlook_request(
+                sender="Jan Kowalski <jan@klient.pl>",
+                subject="Brak dostępu do panelu",
+                body="Dzień dobry, nie mogę zalogować się do panelu.",
+                received=at("2026-11-16T09:00:00+01:00"),
+                message_id=request,
+            ),
+            flags=["\\Seen"],
+        )
+        dovecot.append(
+            our_answer(
+                to="jan@klient.pl",
+                subject="Brak dostępu do panelu",
+                body="Hasło zostało zresetowane.",
+                sent=at("2026-11-16T11:00:00+01:00"),
+                in_reply_to=request,
+                message_id="<answer-1@4dustry.com>",
+            ),
+            "Sent",
+        )
+        assert run_cli(bot, "--history", "--sent", "imap:Sent", "imap:INBOX") == 0
+        [ticket] = bot.tickets()
+        assert ticket["first_response_at"] == "2026-11-16T10:00:00+00:00"
+        # Read-only: the server's mail keeps its flags (no \Seen added, no keyword).
+        assert [m.flags for m in dovecot.messages("Sent")] == [()]
+        assert bot.ctx.store.imap.get("history:INBOX")["last_uid"] == 1
+        dovecot.append(
+            gmail_follow_up(
+                sender="Jan Kowalski <jan@klient.pl>",
+                subject="Brak dostępu do panelu",
+                body="Działa, dziękuję!",
+                sent=at("2026-11-16T12:00:00+01:00"),
+                parent="<answer-1@4dustry.com>",
+                message_id="<CAJ9x+zz@mail.gmail.com>",
+            )
+        )
+        capsys.readouterr()
+        assert run_cli(bot, "--history", "--sent", "imap:Sent", "imap:INBOX") == 0
+        # Only the new message was fetched: nothing read again from either folder.
+        assert "(1 new, 0 already stored)" in capsys.readouterr().out
+        assert bot.ctx.store.imap.get("history:INBOX")["last_uid"] == 2
+        assert len(bot.tickets()) == 1 and bot.ctx.store.count("messages") == 3
+        assert bot.ctx.store.count("outbox") == 0
+    finally:
+        bot.close()
