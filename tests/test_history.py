@@ -484,3 +484,27 @@ def test_imap_folders_of_the_configured_mailbox_resume_by_uid(tmp_path, dovecot,
         assert bot.ctx.store.count("outbox") == 0
     finally:
         bot.close()
+
+
+@pytest.mark.slow
+def test_generated_archive_imports_with_the_figures_it_was_made_with(bot, tmp_path) -> None:
+    """2,000 messages (inbox + Sent, weekends included); `python -m bench.history` runs 20,000."""
+    from bench.history import archive
+
+    made = archive(tmp_path, 2_000, NOW, bot.cfg)
+    want = made.expected
+    summary = import_history(bot.ctx, [made.inbox], [made.sent], now=NOW)
+    assert (summary.messages, summary.tickets, summary.automatic, summary.quarantined) == (
+        want.messages,
+        want.tickets,
+        want.automatic,
+        0,
+    )
+    assert (summary.answered, summary.unanswered) == (want.answered, want.unanswered)
+    total = report.build(bot.ctx, NOW)["total"]
+    assert (total["received"], total["answered"]) == (want.tickets, want.answered)
+    assert (total["within_sla"], total["breached"]) == (want.within_sla, want.breached)
+    assert bot.ctx.store.count("tickets", status="pending") == want.pending
+    assert sorted(t["created_at"] for t in bot.tickets()) == sorted(want.received_at)
+    assert bot.ctx.store.count("outbox") == 0
+    assert scheduled_in_past(bot, NOW) == 0
