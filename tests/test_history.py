@@ -508,3 +508,72 @@ def test_generated_archive_imports_with_the_figures_it_was_made_with(bot, tmp_pa
     assert sorted(t["created_at"] for t in bot.tickets()) == sorted(want.received_at)
     assert bot.ctx.store.count("outbox") == 0
     assert scheduled_in_past(bot, NOW) == 0
+
+
+def test_old_agent_mail_and_urgent_requests_send_nothing_and_say_so(tmp_path) -> None:
+    """Whatever a decision would send in live mode becomes an event when history is replayed."""
+    bot = Mailbot(tmp_path, settings={"mailbot.trusted_authserv_ids": '["mx.4dustry.com"]'})
+    try:
+        request = "<DB7PR01MB4242@DB7PR01MB.eurprd01.prod.outlook.com>"
+        inbox = write_mbox(
+            tmp_path / "in.mbox",
+            [
+                outlook_request(  # urgent, from a customer with an account manager
+                    sender="Piotr Zając <piotr@przyklad.pl>",
+                    subject="PILNE: awaria linii produkcyjnej",
+                    body="Dzień dobry, linia stoi od rana. Proszę o pilny kontakt.",
+                    received=at("2026-11-18T07:30:00+01:00"),
+                    message_id=request,
+                ),
+                make_mail(  # Anna answered from her own Outlook; DMARC passed at our MX
+                    sender="Anna Kowalska <anna@4dustry.com>",
+                    to="pomoc@4dustry.com",
+                    subject="RE: PILNE: awaria linii produkcyjnej",
+                    body="#priorytet normalny\nTechnik jest w drodze.\n\nAnna",
+                    message_id="<AM9PR04MB1111@AM9PR04MB.eurprd04.prod.outlook.com>",
+                    date=at("2026-11-18T08:10:00+01:00"),
+                    headers={
+                        "In-Reply-To": request,
+                        "References": request,
+                        "Authentication-Results": "mx.4dustry.com; dmarc=pass"
+                        " header.from=4dustry.com",
+                    },
+                ),
+            ],
+        )
+        import_history(bot.ctx, [inbox], [], now=NOW)
+        [ticket] = bot.tickets()
+        assert ticket["priority"] == "normal"  # her command still counts
+        assert ticket["first_response_at"] == "2026-11-18T07:10:00+00:00"
+        assert bot.ctx.store.count("outbox") == 0 and bot.ctx.store.count("escalations") == 0
+        events = {(e["kind"], e["detail"]) for e in bot.ctx.store.rows("events", ticket_id=1)}
+        assert ("escalation", "urgent; old mail imported: not paged") in events
+        assert ("not-sent", "reply to piotr@przyklad.pl: history import") in events
+        bot.run(NOW)
+        bot.outbox(expected=0)
+    finally:
+        bot.close()
+
+
+def test_progress_bar_only_on_a_terminal(bot, archive, capsys, monkeypatch) -> None:
+    class Terminal:
+        def __init__(self) -> None:
+            self.written: list[str] = []
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> int:
+            self.written.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    assert run_cli(bot, "--history", str(archive["inbox"])) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no bar
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert run_cli(bot, "--history", "--sent", str(archive["sent"]), str(archive["inbox"])) == 0
+    drawn = "".join(terminal.written)
+    assert "\rprocessing [" in drawn and "] 2/2" in drawn and drawn.endswith("\n")
