@@ -28,6 +28,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from mailbot.config import Config
+from mailbot.store import Store
 
 SUPPORT = "Pomoc 4Dustry <pomoc@4dustry.com>"
 SUBJECTS = [
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(got == expected for _, got, expected in figures) else 1
 
 
-def _past_timers(store, now: datetime) -> int:  # type: ignore[no-untyped-def]
+def _past_timers(store: Store, now: datetime) -> int:
     return sum(
         datetime.fromisoformat(t["due_at"]) <= now for t in store.rows("timers", status="scheduled")
     )

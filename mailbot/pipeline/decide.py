@@ -107,6 +107,8 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
     if previous:
         plan.event("linked", f"follows closed ticket #{previous} (reopen window passed)")
     plan.event("classified", "; ".join(job.notes))
+    if job.history:
+        plan.event("history", f"old mail, imported {job.history:%Y-%m-%d %H:%M} UTC: nobody told")
     if job.priority == "urgent":
         plan.event("priority", f"urgent: {job.priority_reason}")
     if topic:
