@@ -129,7 +129,13 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
                 if outcome is None:
                     assert job.plan is not None
                     ticket_id = writer.write(ctx, job.plan)
-                    _finish(ctx, row["id"], job.now, status="processed", ticket_id=ticket_id)
+                    _finish(
+                        ctx,
+                        row["id"],
+                        job.history or job.now,
+                        status="processed",
+                        ticket_id=ticket_id,
+                    )
         except Exception as exc:  # the plan could not be written: the savepoint rolled back
             outcome = _failed(exc)
     if outcome is None:
@@ -144,7 +150,7 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
             },
         )
     else:
-        _record(ctx, row, job.now, outcome, counts)
+        _record(ctx, row, job.history or job.now, outcome, counts)  # today, for old mail too
 
 
 def _record(ctx: Context, row: Row, now: datetime, outcome: Outcome, counts: Counts) -> None:

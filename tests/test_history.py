@@ -178,6 +178,10 @@ def test_history_sends_nothing_and_shows_the_old_answers_truthfully(bot, archive
     assert bot.ctx.store.count("outbox") == 0
     assert scheduled_in_past(bot, NOW) == 0
     assert (summary.messages, summary.tickets, summary.answered, summary.unanswered) == (4, 1, 1, 0)
+    # Each inbound row keeps the mail's time and says when it was processed: today.
+    inbound = bot.ctx.store.rows("inbound")
+    assert {r["processed_at"] for r in inbound} == {"2026-11-30T10:00:00+00:00"}
+    assert min(r["received_at"] for r in inbound) == "2026-11-02T08:14:03+00:00"
     doc = report.build(bot.ctx, NOW)
     assert doc["total"] == {
         "received": 1,
