@@ -581,3 +581,29 @@ def test_progress_bar_only_on_a_terminal(bot, archive, capsys, monkeypatch) -> N
     assert run_cli(bot, "--history", "--sent", str(archive["sent"]), str(archive["inbox"])) == 0
     drawn = "".join(terminal.written)
     assert "\rprocessing [" in drawn and "] 2/2" in drawn and drawn.endswith("\n")
+
+
+def test_a_forward_to_a_colleague_from_the_sent_folder_is_no_answer(bot, tmp_path) -> None:
+    request = "<CAE8p0k@mail.gmail.com>"
+    inbox = write_mbox(
+        tmp_path / "in.mbox",
+        [make_mail(subject="Zwrot towaru", message_id=request, date=at("2026-11-10T09:00:00Z"))],
+    )
+    sent = write_mbox(
+        tmp_path / "sent.mbox",
+        [
+            our_answer(  # Thunderbird's "Forward inline" to the warehouse, threaded on Jan's mail
+                to="Magazyn <magazyn@dostawca.pl>",
+                subject="Zwrot towaru",
+                body="Proszę o odbiór zwrotu od klienta.",
+                sent=at("2026-11-10T10:00:00Z"),
+                in_reply_to=request,
+                message_id="<fwd-1@4dustry.com>",
+            )
+        ],
+    )
+    import_history(bot.ctx, [inbox], [sent], now=NOW)
+    [ticket] = bot.tickets()
+    assert ticket["first_response_at"] is None and ticket["status"] == "open"
+    kept = [(m["direction"], m["kind"]) for m in bot.ctx.store.messages.of_ticket(1)]
+    assert kept == [("in", "customer"), ("in", "note")]

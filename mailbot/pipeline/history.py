@@ -5,7 +5,8 @@ answers the support address sent (its Sent folder, or mail From it in the folder
 kept on the customer's ticket as outgoing agent messages at the time they were sent. The
 first one is the ticket's first response, so the SLA report shows the old figures truthfully,
 and a ticket whose latest message is ours waits on the customer (status `pending`). Automatic
-mail of ours (an old autoresponder's acknowledgements) is kept but answers nothing.
+mail of ours (an old autoresponder's acknowledgements) is kept but answers nothing, and so is
+our mail on a ticket that went to none of its participants (a forward to a colleague): a note.
 Nothing here sends or schedules anything: the job's plan replays history (`Plan.history`).
 """
 
@@ -29,6 +30,14 @@ def past_answer(job: Job) -> Plan:
     assert ticket is not None
     plan = job.new_plan()
     plan.start(ticket)
+    parsed = job.parsed
+    assert parsed is not None
+    recipients = [address for _, address in (*parsed.to, *parsed.cc)]
+    if not any(store.participants.takes_part(ticket["id"], a) for a in recipients):
+        # Forwarded to a colleague or a supplier: part of the story, no answer to the customer.
+        plan.add(job.kept("note"))
+        plan.event("history", f"our mail to {', '.join(recipients) or 'nobody'}: kept as a note")
+        return plan
     if sender.automatic is not None:
         plan.add(replace(job.kept("system"), direction="out"))
         plan.event("history", f"our automatic mail ({sender.automatic.reason}): not an answer")
