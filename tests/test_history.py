@@ -493,7 +493,7 @@ def test_imap_folders_of_the_configured_mailbox_resume_by_uid(tmp_path, dovecot,
 @pytest.mark.slow
 def test_generated_archive_imports_with_the_figures_it_was_made_with(bot, tmp_path) -> None:
     """2,000 messages (inbox + Sent, weekends included); `python -m bench.history` runs 20,000."""
-    from bench.history import archive
+    from tests.history_archive import archive
 
     made = archive(tmp_path, 2_000, NOW, bot.cfg)
     want = made.expected
