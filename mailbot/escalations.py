@@ -56,7 +56,7 @@ def escalate(
         isinstance(d, RecordEscalation) and d.outcome != "suspended" for d in plan.decisions
     ):
         return  # one page per ticket, however often its priority goes up and down
-    if source == "customer" and quietly:
+    if (source == "customer" and quietly) or plan.history is not None:
         plan.event("escalation", "urgent; old mail imported: not paged")
         return
     count = counted(store, customer, now) + 1 if source == "customer" else 0

@@ -514,7 +514,8 @@ def test_generated_archive_imports_with_the_figures_it_was_made_with(bot, tmp_pa
     assert scheduled_in_past(bot, NOW) == 0
 
 
-def test_old_agent_mail_and_urgent_requests_send_nothing_and_say_so(tmp_path) -> None:
+@pytest.mark.parametrize("command", ["#priorytet normalny", "#priorytet pilny"])
+def test_old_agent_mail_and_urgent_requests_send_nothing_and_say_so(tmp_path, command) -> None:
     """Whatever a decision would send in live mode becomes an event when history is replayed."""
     bot = Mailbot(tmp_path, settings={"mailbot.trusted_authserv_ids": '["mx.4dustry.com"]'})
     try:
@@ -533,7 +534,7 @@ def test_old_agent_mail_and_urgent_requests_send_nothing_and_say_so(tmp_path) ->
                     sender="Anna Kowalska <anna@4dustry.com>",
                     to="pomoc@4dustry.com",
                     subject="RE: PILNE: awaria linii produkcyjnej",
-                    body="#priorytet normalny\nTechnik jest w drodze.\n\nAnna",
+                    body=f"{command}\nTechnik jest w drodze.\n\nAnna",
                     message_id="<AM9PR04MB1111@AM9PR04MB.eurprd04.prod.outlook.com>",
                     date=at("2026-11-18T08:10:00+01:00"),
                     headers={
@@ -547,7 +548,8 @@ def test_old_agent_mail_and_urgent_requests_send_nothing_and_say_so(tmp_path) ->
         )
         import_history(bot.ctx, [inbox], [], now=NOW)
         [ticket] = bot.tickets()
-        assert ticket["priority"] == "normal"  # her command still counts
+        # Her command still counts; an urgent one pages nobody either.
+        assert ticket["priority"] == ("urgent" if "pilny" in command else "normal")
         assert ticket["first_response_at"] == "2026-11-18T07:10:00+00:00"
         assert bot.ctx.store.count("outbox") == 0 and bot.ctx.store.count("escalations") == 0
         events = {(e["kind"], e["detail"]) for e in bot.ctx.store.rows("events", ticket_id=1)}
