@@ -61,6 +61,8 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     from mailbot.sources.files import import_paths
     from mailbot.worker import process_pending
 
+    if args.history or args.sent or args.close_before:
+        return _import_history(args, cfg)
     ctx = _context(cfg)
     try:
         missing = [p for p in args.paths if not p.exists()]
@@ -76,6 +78,80 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
         f" ignored {counts.ignored}, quarantined {counts.quarantined}"
     )
     return 0
+
+
+INTERRUPTED = "interrupted; run again to continue"
+
+
+def _import_history(args: argparse.Namespace, cfg: Config) -> int:
+    """`import --history`: the mailbox's old mail at its own time; nothing sent (#13)."""
+    from mailbot.sources.history import IMAP_PREFIX, import_history
+
+    if not args.history:
+        print("mailbot import: --sent and --close-before need --history", file=sys.stderr)
+        return 2
+    sent = args.sent or []
+    missing = [
+        p for p in (*args.paths, *sent) if not str(p).startswith(IMAP_PREFIX) and not p.exists()
+    ]
+    if missing:
+        print(f"mailbot import: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    if any(str(p).startswith(IMAP_PREFIX) for p in (*args.paths, *sent)) and not (
+        cfg.imap.host and cfg.imap.username
+    ):
+        print(
+            "mailbot import: imap:FOLDER reads the configured mailbox;"
+            " [inbound.imap] host and username are not set",
+            file=sys.stderr,
+        )
+        return 2
+    ctx = _context(cfg)
+    bar = _ProgressBar() if sys.stderr.isatty() else None
+    try:
+        summary = import_history(
+            ctx,
+            list(args.paths),
+            sent,
+            close_before=args.close_before,
+            progress=bar.show if bar else lambda phase, done, total: None,
+        )
+    except KeyboardInterrupt:
+        if bar:
+            bar.end()
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    finally:
+        ctx.close()
+    if bar:
+        bar.end()
+    print(summary.line())
+    return 0
+
+
+class _ProgressBar:
+    """One line on the terminal, redrawn in place: phase, bar (when the total is known), count."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self.drawn = False
+
+    def show(self, phase: str, done: int, total: int) -> None:
+        if total:
+            filled = self.WIDTH * min(done, total) // total
+            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+        else:
+            bar = str(done)
+        sys.stderr.write(f"\r{phase} {bar}\x1b[K")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def end(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.drawn = False
 
 
 def _listing(
@@ -328,6 +404,26 @@ def build_parser() -> argparse.ArgumentParser:
         "import", cmd_import, "feed .eml files, mbox files or Maildir folders through the pipeline"
     )
     p.add_argument("--no-replies", action="store_true", help="send no acknowledgements")
+    p.add_argument(
+        "--history",
+        action="store_true",
+        help="move in an existing mailbox: nothing sent, no past timers, tickets at the mail's"
+        " own time (PATH may be imap:FOLDER of the configured mailbox)",
+    )
+    p.add_argument(
+        "--sent",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="with --history: the support address's sent mail, whose answers count as first"
+        " responses (repeat for several)",
+    )
+    p.add_argument(
+        "--close-before",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="with --history: close imported tickets with no mail since before DATE (YYYY-MM-DD)",
+    )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p = add("tickets", cmd_tickets, "list tickets")
     p.add_argument("--status", choices=("open", "pending", "closed"))

@@ -4,7 +4,10 @@ A `Plan` is everything that must happen to one ticket because of one inbound mes
 timer: open or change the ticket, keep the message, send a template to someone, schedule or
 cancel timers, pause the SLA clock, record events. Deciding code reads the database but never
 writes it; `mailbot.writer` applies a plan in order, inside the transaction of the message or
-the timer. A plan also answers what the ticket looks like once its decisions so far are applied
+the timer. A plan that replays old mail (`history`: `mailbot import --history`) holds no
+outgoing mail and no timer due before the import: `add` turns a `Send` into an event saying it
+was not sent and a past `ScheduleTimer` into a `SkipTimer`, so no decider can slip one through.
+A plan also answers what the ticket looks like once its decisions so far are applied
 (`ticket`, `scheduled`, `open_pause`), so that a later decision in the same plan sees the
 effect of an earlier one without anything being written yet.
 """
@@ -67,6 +70,7 @@ class KeepMessage:
     attachments: tuple[Attachment, ...] = ()
     verified: bool = True
     references: tuple[str, ...] = ()  # its In-Reply-To and References, as received
+    direction: str = "in"  # "out": our own answer, as the support mailbox's Sent folder kept it
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,18 @@ class Event:
 
 @dataclass(frozen=True)
 class ScheduleTimer:
+    kind: str
+    due: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SkipTimer:
+    """A timer whose moment passed before a history import: kept as `skipped`, never fired.
+
+    It counts as used, like a fired one: the reminder it stands for is not sent later either.
+    """
+
     kind: str
     due: datetime
     payload: Mapping[str, Any] = field(default_factory=dict)
@@ -173,6 +189,7 @@ Decision = (
     | Send
     | Event
     | ScheduleTimer
+    | SkipTimer
     | CancelTimers
     | CancelTimer
     | PauseClock
@@ -192,15 +209,28 @@ class Plan:
     inbound_id: int | None = None
     decisions: list[Decision] = field(default_factory=list)
     acted: bool = True  # False: a timer found nothing left to do (its plan may still log why)
+    # Replaying old mail: the real time of the import (`now` is then the mail's own time).
+    history: datetime | None = None
     _ticket: dict[str, Any] = field(default_factory=dict)
 
     def add(self, *decisions: Decision) -> None:
         for decision in decisions:
+            if self.history is not None:
+                decision = self._replayed(decision)
             self.decisions.append(decision)
             if isinstance(decision, OpenTicket):
                 self._ticket = _opened(decision, self.now)
             elif isinstance(decision, UpdateTicket):
                 self._ticket.update(stored(decision.changes))
+
+    def _replayed(self, decision: Decision) -> Decision:
+        """A decision in a plan about old mail: nothing goes out, nothing in the past fires."""
+        assert self.history is not None
+        if isinstance(decision, Send):
+            return Event("not-sent", f"{decision.template} to {decision.to}: history import")
+        if isinstance(decision, ScheduleTimer) and decision.due <= self.history:
+            return SkipTimer(decision.kind, decision.due, decision.payload)
+        return decision
 
     def cancel(self, timer: Mapping[str, Any]) -> None:
         """Cancel one scheduled timer: a stored one, or one this plan was going to add."""
@@ -248,13 +278,12 @@ class Plan:
         return timers
 
     def used_slots(self, store: Store, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-        """The ticket's timers of these kinds that fired or failed already."""
-        if not self.ticket_id:
-            return []
-        return [
-            dict(r)
-            for r in store.timers.of_ticket(self.ticket_id, kinds)
-            if r["status"] in ("fired", "failed")
+        """The ticket's timers of these kinds that fired, failed, or were skipped (history)."""
+        stored = store.timers.of_ticket(self.ticket_id, kinds) if self.ticket_id else []
+        return [dict(r) for r in stored if r["status"] in ("fired", "failed", "skipped")] + [
+            {**_planned_timer(d), "status": "skipped"}
+            for d in self.decisions
+            if isinstance(d, SkipTimer) and d.kind in kinds
         ]
 
     def finished_pauses(self, store: Store) -> list[dict[str, Any]]:
@@ -330,7 +359,7 @@ def _opened(ticket: OpenTicket, now: datetime) -> dict[str, Any]:
     }
 
 
-def _planned_timer(timer: ScheduleTimer) -> dict[str, Any]:
+def _planned_timer(timer: ScheduleTimer | SkipTimer) -> dict[str, Any]:
     return {
         "id": None,
         "decision": timer,

@@ -44,7 +44,7 @@ def escalate(
     """The ticket became urgent (`source` customer or agent): page its manager, or do not.
 
     `raised_by`: the agent whose #priority made it urgent. `quietly`: old mail imported with
-    --no-replies, for which nobody is paged.
+    --no-replies or --history, for which nobody is paged.
     """
     ticket, now = plan.ticket, plan.now
     customer = ticket["requester"].lower()
@@ -56,8 +56,8 @@ def escalate(
         isinstance(d, RecordEscalation) and d.outcome != "suspended" for d in plan.decisions
     ):
         return  # one page per ticket, however often its priority goes up and down
-    if source == "customer" and quietly:
-        plan.event("escalation", "urgent; imported with --no-replies: not paged")
+    if (source == "customer" and quietly) or plan.history is not None:
+        plan.event("escalation", "urgent; old mail imported: not paged")
         return
     count = counted(store, customer, now) + 1 if source == "customer" else 0
     limit = cfg.urgent.abuse_limit

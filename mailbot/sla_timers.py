@@ -152,7 +152,7 @@ def _end_pause(plan: Plan, store: Store, cfg: Config) -> None:
 def on_new_ticket(plan: Plan, store: Store, cfg: Config, *, quietly: bool) -> None:
     """A ticket was opened: schedule its SLA timers; page the manager if it is urgent.
 
-    `quietly`: imported with --no-replies (old mail): nobody is paged or warned about it.
+    `quietly`: old mail imported with --no-replies or --history: nobody is paged about it.
     """
     schedule(plan, store, cfg)
     if plan.ticket["priority"] == "urgent":

@@ -27,6 +27,9 @@ from mailbot.store import from_db, to_db
 
 log = logging.getLogger("mailbot.worker")
 
+# Inbound sources of old mail (`import --history`): the mailbox's folders, and its Sent folder.
+HISTORY_SOURCES = ("history", "history-sent")
+
 
 def parse_step(job: Job) -> None:
     """Parse the raw bytes; mail too big, too complex or not mail at all goes to quarantine."""
@@ -101,17 +104,23 @@ def prepare(ctx: Context, row: Row, now: datetime) -> tuple[Job, Outcome | None]
     """A job for one inbound row with the lock-free steps run (outside any transaction)."""
     several = len(ctx.cfg.mailboxes) > 1  # else there is no mailbox to tell apart
     imap = several and row["source"] == "imap"
+    received_at = from_db(row["received_at"]) or now
+    history = row["source"] in HISTORY_SOURCES
     job = Job(
         ctx=ctx,
         inbound_id=row["id"],
         raw=ctx.store.inbound.raw(row["id"]),
-        received_at=from_db(row["received_at"]) or now,
-        now=now,
+        received_at=received_at,
+        # Old mail is replayed at its own time; the real time keeps it from sending or
+        # scheduling anything in the past (`Plan.history`).
+        now=received_at if history else now,
         source=row["source"],
         no_replies=bool(row["no_replies"]),
         envelope_from=row["envelope_from"],
         envelope_to=tuple(json.loads(row["envelope_to"] or "[]")) if several else (),
         folder=mailboxes.folder_of(row["source_ref"]) if imap else None,
+        history=now if history else None,
+        sent_by_us=row["source"] == "history-sent",
     )
     return job, _run(job, LOCK_FREE)
 
@@ -125,7 +134,13 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
                 if outcome is None:
                     assert job.plan is not None
                     ticket_id = writer.write(ctx, job.plan)
-                    _finish(ctx, row["id"], job.now, status="processed", ticket_id=ticket_id)
+                    _finish(
+                        ctx,
+                        row["id"],
+                        job.history or job.now,
+                        status="processed",
+                        ticket_id=ticket_id,
+                    )
         except Exception as exc:  # the plan could not be written: the savepoint rolled back
             outcome = _failed(exc)
     if outcome is None:
@@ -141,7 +156,7 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
             },
         )
     else:
-        _record(ctx, row, job.now, outcome, counts)
+        _record(ctx, row, job.history or job.now, outcome, counts)  # today, for old mail too
 
 
 def _record(ctx: Context, row: Row, now: datetime, outcome: Outcome, counts: Counts) -> None:
@@ -194,6 +209,7 @@ def process_pending(
     max_bytes: int = 32_000_000,
     should_stop: Callable[[], bool] = lambda: False,
     on_commit: Callable[[], None] = lambda: None,
+    by_time: bool = False,
 ) -> Counts:
     """Process every pending inbound message, in arrival order. Returns what happened.
 
@@ -203,11 +219,13 @@ def process_pending(
     stored, so grouping the pipeline's commits weakens nothing and saves an fsync per message;
     parsing first keeps the write lock short for the SMTP listener and the outbox sender.
     `on_commit` runs after each commit (the daemon wakes the outbox sender with it).
+    `by_time`: in order of the mail's own time, not of storing (a history import stores its
+    folders one after the other; an answer must come after the mail it answers).
     """
     counts = Counts()
     store = ctx.store
     while not should_stop():
-        rows = store.inbound.pending(batch)
+        rows = store.inbound.pending(batch, by_time=by_time)
         if not rows:
             return counts
         started, size, prepared = time.monotonic(), 0, []

@@ -31,6 +31,7 @@ from mailbot.decisions import (
     ResumeClock,
     ScheduleTimer,
     Send,
+    SkipTimer,
     UpdateTicket,
     new_ticket_columns,
     stored,
@@ -90,6 +91,15 @@ class _Writing:
                 store.timers.add(
                     kind=kind, due=due, now=now, ticket_id=ticket_id, payload=dict(payload)
                 )
+            case SkipTimer(kind=kind, due=due, payload=payload):
+                store.timers.add(
+                    kind=kind,
+                    due=due,
+                    now=now,
+                    ticket_id=ticket_id,
+                    payload=dict(payload),
+                    status="skipped",
+                )
             case CancelTimers(kinds=kinds):
                 assert ticket_id is not None
                 store.timers.cancel(ticket_id, kinds)
@@ -128,7 +138,7 @@ class _Writing:
             {
                 "ticket_id": self.ticket_id,
                 "inbound_id": self.plan.inbound_id,
-                "direction": "in",
+                "direction": message.direction,
                 "kind": message.kind,
                 "from_addr": message.from_addr,
                 "from_name": message.from_name,

@@ -47,7 +47,7 @@ class Quarantine(Exception):
 class Sender:
     """Who wrote the message, as far as mailbot is concerned."""
 
-    kind: str  # customer | agent | unverified-agent | automatic
+    kind: str  # customer | agent | unverified-agent | automatic | support (history: ours)
     address: str
     name: str
     reason: str
@@ -91,6 +91,9 @@ class Job:
     envelope_to: tuple[str, ...] = ()
     folder: str | None = None  # the IMAP folder it was read from
     mailbox: Mailbox | None = None  # the support address it came in through (classify)
+    # Replaying old mail (`import --history`): the real time now; `now` is the mail's own time.
+    history: datetime | None = None
+    sent_by_us: bool = False  # history: from the support mailbox's Sent folder
     parsed: ParsedMessage | None = None
     sender: Sender | None = None
     language: str = ""
@@ -99,6 +102,10 @@ class Job:
     match: ThreadMatch | None = None
     notes: list[str] = field(default_factory=list)
     plan: Plan | None = None
+
+    def new_plan(self, ticket_id: int | None = None) -> Plan:
+        """A plan about this message (one that replays old mail when the job does)."""
+        return Plan(self.now, ticket_id=ticket_id, inbound_id=self.inbound_id, history=self.history)
 
     def kept(
         self, kind: str, text: str | None = None, *, verified: bool = True, keep_inline: bool = True

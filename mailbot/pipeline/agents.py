@@ -61,7 +61,7 @@ def unverified(job: Job) -> Plan:
     assert job.match.ticket_id is not None
     ticket = store.tickets.get(job.match.ticket_id)
     assert ticket is not None
-    plan = Plan(job.now, inbound_id=job.inbound_id)
+    plan = job.new_plan()
     plan.start(ticket)
     plan.add(job.kept("note", verified=False))
     plan.event("unverified", f"{sender.address}: {sender.reason}; no command run")
@@ -146,7 +146,7 @@ def agent_mail(job: Job) -> Plan:
     assert job.match is not None and job.match.ticket_id is not None
     ticket = store.tickets.get(job.match.ticket_id)
     assert ticket is not None
-    plan = Plan(job.now, inbound_id=job.inbound_id)
+    plan = job.new_plan()
     plan.start(ticket)
     actor = sender.address
     own = strip_reply(parsed.text)
@@ -316,6 +316,6 @@ def digest_request(job: Job) -> Plan:
     assert sender is not None and sender.agent is not None and parsed is not None
     if sender.kind != "agent":
         raise Ignore(f"#lista from {sender.address} not answered: {sender.reason}")
-    plan = Plan(job.now, inbound_id=job.inbound_id)
+    plan = job.new_plan()
     _digest(job, plan, sender.address)
     return plan

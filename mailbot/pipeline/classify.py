@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 from mailbot import loops, mailboxes
+from mailbot.mail.automatic import detect_automatic
 from mailbot.mail.charsets import POLISH_LETTERS, fold
 from mailbot.mail.headers import addresses, header_values
 from mailbot.pipeline import Job, Loop, Quarantine, Sender, Step
@@ -248,10 +249,26 @@ def _fallback_sender(job: Job) -> Sender:
     raise Quarantine("no sender address in From, Sender, Reply-To, Return-Path or envelope")
 
 
+def _support_sender(job: Job) -> Sender:
+    """Old mail the support mailbox sent (history import): our answer, or our robot's mail."""
+    parsed, cfg = job.parsed, job.ctx.cfg
+    assert parsed is not None
+    where = "Sent folder" if job.sent_by_us else "support address"
+    return Sender(
+        "support",
+        parsed.from_addr or cfg.mailbot.address,
+        parsed.from_name,
+        f"sent by us ({where})",
+        automatic=detect_automatic(parsed.message),
+    )
+
+
 def classify_sender(job: Job) -> Sender:
     parsed = job.parsed
     assert parsed is not None
     cfg = job.ctx.cfg.mailbot
+    if job.history and (job.sent_by_us or loops.own_address(job.ctx.cfg, parsed.from_addr)):
+        return _support_sender(job)
     own_addresses = loops.own_addresses(job.ctx.cfg)
     automatic = loops.automatic(parsed.message, job.ctx.cfg)
     if parsed.from_addr in own_addresses or (

@@ -13,8 +13,8 @@ from sqlite3 import Row
 from mailbot import notices, references, sla_timers
 from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
 from mailbot.mail.quotes import strip_reply
-from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents
-from mailbot.pipeline.thread import clean_subject, tag_re
+from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents, history
+from mailbot.pipeline.thread import ticket_subject
 from mailbot.pipeline.topics import topic_of
 from mailbot.store import from_db
 from mailbot.thanks import short_thanks
@@ -23,13 +23,15 @@ from mailbot.thanks import short_thanks
 def subject_of(job: Job) -> str:
     """The ticket subject: the customer's, minus reply prefixes and any ticket tag."""
     assert job.parsed is not None
-    subject = tag_re(job.ctx.cfg.mailbot.name).sub("", clean_subject(job.parsed.subject))
-    return " ".join(subject.split())[:300] or "(no subject)"
+    return ticket_subject(job.ctx.cfg.mailbot.name, job.parsed.subject)
 
 
 def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None:
     """An automatic answer to the requester, threaded under the message being processed."""
     assert job.parsed is not None
+    if job.history:
+        plan.event("no-reply", f"{template} not sent: old mail imported with --history")
+        return
     if job.no_replies:
         plan.event("no-reply", f"{template} not sent: imported with --no-replies")
         return
@@ -52,6 +54,8 @@ def _notify_agents(job: Job, plan: Plan, template: str, new_text_only: bool) -> 
     """
     parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
     assert parsed is not None and sender is not None
+    if job.history:
+        return  # old mail: agents see it in the ticket, nobody is told of it
     text = (strip_reply(parsed.text) if new_text_only else parsed.text).strip()
     files = notices.carried_files(cfg, parsed.attachments, len(job.raw) if new_text_only else None)
     box = notices.mailbox(cfg, plan.ticket)
@@ -81,7 +85,7 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
     parsed, sender, ctx = job.parsed, job.sender, job.ctx
     assert parsed is not None and sender is not None
     cfg, store = ctx.cfg, ctx.store
-    plan = Plan(job.now, inbound_id=job.inbound_id)
+    plan = job.new_plan()
     due = cfg.calendar.first_response_due(job.received_at, cfg.sla.first_response)
     topic, topic_reason = topic_of(cfg.topics, parsed.subject, parsed.text)
     mailbox = job.mailbox or cfg.mailboxes[0]
@@ -108,6 +112,8 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
     if previous:
         plan.event("linked", f"follows closed ticket #{previous} (reopen window passed)")
     plan.event("classified", "; ".join(job.notes))
+    if job.history:
+        plan.event("history", f"old mail, imported {job.history:%Y-%m-%d %H:%M} UTC: nobody told")
     if job.priority == "urgent":
         plan.event("priority", f"urgent: {job.priority_reason}")
     if topic:
@@ -116,7 +122,7 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
     # The new ticket joins the back of the queue.
     _customer_mail(job, plan, "ack", position=store.tickets.queue_length() + 1)
     _notify_agents(job, plan, "agent_new", new_text_only=previous is not None)
-    sla_timers.on_new_ticket(plan, store, cfg, quietly=job.no_replies)
+    sla_timers.on_new_ticket(plan, store, cfg, quietly=job.no_replies or bool(job.history))
     return plan
 
 
@@ -140,7 +146,7 @@ def follow_up(job: Job, ticket: Row) -> Plan:
     parsed, sender, ctx = job.parsed, job.sender, job.ctx
     assert parsed is not None and sender is not None
     store, cfg = ctx.store, ctx.cfg
-    plan = Plan(job.now, inbound_id=job.inbound_id)
+    plan = job.new_plan()
     plan.start(ticket)
     participant = store.participants.takes_part(ticket["id"], sender.address)
     plan.add(job.kept("customer"))
@@ -167,7 +173,12 @@ def follow_up(job: Job, ticket: Row) -> Plan:
     if was in ("closed", "pending"):
         sla_timers.on_resumed(plan, store, cfg)
     current = plan.ticket
-    if participant and current["first_response_at"] is None and current["queued_notice_at"] is None:
+    if (
+        participant
+        and current["first_response_at"] is None
+        and current["queued_notice_at"] is None
+        and not job.history
+    ):
         position = store.tickets.queue_position(current["created_at"])
         _customer_mail(job, plan, "queued", position=position)
         plan.update(queued_notice_at=job.now)
@@ -199,7 +210,7 @@ def automatic(job: Job) -> Plan:
     assert sender is not None and sender.automatic is not None and job.match is not None
     if job.match.ticket_id is None:
         raise Ignore(f"automatic mail ({sender.automatic.kind}): {sender.automatic.reason}")
-    plan = Plan(job.now, ticket_id=job.match.ticket_id, inbound_id=job.inbound_id)
+    plan = job.new_plan(job.match.ticket_id)
     bounce = sender.automatic.bounce
     text = job.parsed.text if job.parsed else ""
     if bounce:
@@ -229,6 +240,8 @@ def decide(job: Job) -> Plan:
     assert parsed is not None and sender is not None and match is not None
     if parsed.message_id and store.messages.has(parsed.message_id, sender.address):
         raise Duplicate(f"already have {parsed.message_id} from {sender.address}")
+    if sender.kind == "support":
+        return history.past_answer(job)
     if sender.kind == "automatic":
         return automatic(job)
     if sender.agent and match.ticket_id is not None:

@@ -2,7 +2,8 @@
 
 1. a reply token we issued (signed Message-ID) in In-Reply-To/References;
 2. any stored Message-ID, ours or the customer's, in In-Reply-To/References;
-3. the subject tag `[Name #123]`, only when the sender already takes part in ticket 123;
+3. the subject tag `[Name #123]`, only when the sender already takes part in ticket 123
+   (our own past answers in a history import: see `answered_ticket`);
 4. otherwise no ticket (the decide step opens a new one).
 """
 
@@ -27,6 +28,29 @@ def clean_subject(subject: str) -> str:
 
 def tag_re(name: str) -> re.Pattern[str]:
     return re.compile(rf"\[\s*{re.escape(name)}\s*#\s*(\d{{1,12}})\s*\]", re.I)
+
+
+def ticket_subject(name: str, subject: str) -> str:
+    """A ticket's subject from a message's: no reply prefixes, no ticket tag, spaces folded."""
+    return " ".join(tag_re(name).sub("", clean_subject(subject)).split())[:300] or "(no subject)"
+
+
+def answered_ticket(job: Job) -> ThreadMatch:
+    """The ticket an old answer of ours (history import) belongs to, when no id it references
+    is stored: its subject tag, else the latest ticket of a recipient with the same subject
+    opened before it was sent."""
+    parsed, store = job.parsed, job.ctx.store
+    assert parsed is not None
+    recipients = [address for _, address in (*parsed.to, *parsed.cc)]
+    match = tag_re(job.ctx.cfg.mailbot.name).search(parsed.subject)
+    if match and store.tickets.exists(ticket_id := int(match.group(1))):
+        return ThreadMatch(ticket_id, f"subject tag #{ticket_id} on our answer")
+    subject = ticket_subject(job.ctx.cfg.mailbot.name, parsed.subject)
+    for address in recipients:
+        found = store.tickets.latest_with_subject(address, subject, job.received_at)
+        if found:
+            return ThreadMatch(found, f"our answer to {address}, same subject")
+    return ThreadMatch(None, "our answer references no stored mail, names no ticket")
 
 
 def find_ticket(job: Job) -> ThreadMatch:
@@ -54,6 +78,8 @@ def find_ticket(job: Job) -> ThreadMatch:
         # that ticket, where the decide step keeps it as an unverified note.
         mid, token = tokens[0]
         return ThreadMatch(token.ticket_id, f"unverified token {mid} from an agent address")
+    if job.sender.kind == "support":
+        return answered_ticket(job)
     match = tag_re(job.ctx.cfg.mailbot.name).search(parsed.subject)
     if match:
         ticket_id = int(match.group(1))

@@ -62,12 +62,16 @@ class Inbound(Queries):
         """Fetched one at a time: a batch of large messages must not sit in memory together."""
         return self.store.scalar("SELECT raw FROM inbound WHERE id = ?", (inbound_id,))
 
-    def pending(self, limit: int) -> list[Row]:
-        """The oldest messages waiting for the pipeline (without their raw bytes)."""
+    def pending(self, limit: int, *, by_time: bool = False) -> list[Row]:
+        """The oldest messages waiting for the pipeline (without their raw bytes).
+
+        In order of storing, or `by_time` of their received_at (a history import's).
+        """
         return self.store.all(
             "SELECT id, received_at, source, source_ref, envelope_from, envelope_to, no_replies,"
             " attempts, size"
-            " FROM inbound WHERE status = 'pending' ORDER BY id LIMIT ?",
+            " FROM inbound WHERE status = 'pending'"
+            f" ORDER BY {'received_at, id' if by_time else 'id'} LIMIT ?",
             (limit,),
         )
 
@@ -77,6 +81,39 @@ class Inbound(Queries):
             "SELECT id, sha256, size FROM inbound WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit),
         )
+
+    def history_summary(self, sources: tuple[str, ...]) -> dict[str, int]:
+        """What became of the mail of these sources: count per status, and per ignore reason
+        kind ("automatic": machine-sent mail nobody answers)."""
+        marks = ", ".join("?" * len(sources))
+        row = self.store.one(
+            "SELECT count(*) AS messages,"
+            " count(*) FILTER (WHERE status = 'processed') AS processed,"
+            " count(*) FILTER (WHERE status = 'pending') AS pending,"
+            " count(*) FILTER (WHERE status = 'quarantined') AS quarantined,"
+            " count(*) FILTER (WHERE status = 'ignored' AND reason LIKE 'automatic mail%')"
+            " AS automatic,"
+            " count(*) FILTER (WHERE status IN ('ignored', 'duplicate')"
+            " AND reason NOT LIKE 'automatic mail%') AS ignored"
+            f" FROM inbound WHERE source IN ({marks})",
+            sources,
+        )
+        assert row is not None
+        return dict(row)
+
+    def history_tickets(self, sources: tuple[str, ...]) -> dict[str, int]:
+        """Tickets the mail of these sources is on: how many, answered, unanswered."""
+        marks = ", ".join("?" * len(sources))
+        row = self.store.one(
+            "SELECT count(*) AS tickets,"
+            " count(*) FILTER (WHERE first_response_at IS NOT NULL) AS answered,"
+            " count(*) FILTER (WHERE first_response_at IS NULL) AS unanswered"
+            " FROM tickets WHERE id IN (SELECT ticket_id FROM inbound"
+            f" WHERE source IN ({marks}) AND ticket_id IS NOT NULL)",
+            sources,
+        )
+        assert row is not None
+        return dict(row)
 
     def update(self, inbound_id: int, values: dict[str, Any]) -> None:
         self.store.update("inbound", inbound_id, values)

@@ -39,6 +39,25 @@ class Tickets(Queries):
             "SELECT * FROM tickets WHERE created_at >= ? ORDER BY id", (to_db(since),)
         )
 
+    def latest_with_subject(self, requester: str, subject: str, before: datetime) -> int | None:
+        """The requester's latest ticket with this subject created by `before` (history)."""
+        return self.store.scalar(
+            "SELECT id FROM tickets WHERE requester = ? AND subject = ? AND created_at <= ?"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (requester.lower(), subject, to_db(before)),
+        )
+
+    def unclosed_from(self, sources: tuple[str, ...], before: datetime) -> list[Row]:
+        """Open and pending tickets with mail from these inbound sources (a history import)
+        and nothing newer than `before`."""
+        marks = ", ".join("?" * len(sources))
+        return self.store.all(
+            "SELECT * FROM tickets WHERE status IN ('open', 'pending') AND updated_at < ?"
+            " AND id IN (SELECT ticket_id FROM inbound"
+            f" WHERE source IN ({marks}) AND ticket_id IS NOT NULL) ORDER BY id",
+            (to_db(before), *sources),
+        )
+
     def unclosed(self) -> list[Row]:
         """Open and pending tickets, oldest first (agents' digests pick theirs from these)."""
         return self.store.all(

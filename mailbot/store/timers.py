@@ -19,7 +19,9 @@ class Timers(Queries):
         now: datetime,
         ticket_id: int | None,
         payload: dict[str, Any] | None = None,
+        status: str = "scheduled",
     ) -> int:
+        """A timer row; `status` "skipped": its moment passed before a history import."""
         return self.store.insert(
             "timers",
             {
@@ -28,6 +30,7 @@ class Timers(Queries):
                 "due_at": to_db(due),
                 "payload": json.dumps(payload or {}),
                 "created_at": to_db(now),
+                "status": status,
             },
         )
 
