@@ -631,3 +631,13 @@ def test_show_names_the_ids_the_admin_commands_take(bot, capsys) -> None:
     assert main(["--config", config, "attachment", "999"]) == 1
     assert main(["--config", config, "raw", "999"]) == 1
     assert "no inbound message 999" in capsys.readouterr().err
+
+
+def test_unassigned_and_due_lines_stand_apart_in_every_staff_notice(bot) -> None:
+    """A line ending in a template tag must keep its line break: 'NieprzypisaneTermin…' once
+    reached agents."""
+    bot.deliver(make_mail())
+    text = body_of(bot.outbox()[-1])
+    lines = text.splitlines()
+    assert "Nieprzypisane" in lines
+    assert any(line.startswith("Termin pierwszej odpowiedzi: ") for line in lines)
