@@ -84,6 +84,23 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class OAuth2:
+    """[oauth2]: how mailbot gets access tokens for XOAUTH2 sign-in (see mailbot/oauth.py)."""
+
+    provider: str  # "microsoft" | "google" | "generic" ("" when not configured)
+    tenant: str
+    client_id: str
+    client_secret: Secret
+    certificate_file: Path | None
+    service_account_file: Path | None
+    token_url: str
+    refresh_token: Secret
+    scopes: tuple[str, ...]  # the provider's default when not given
+    authority: str
+    cafile: Path | None
+
+
+@dataclass(frozen=True)
 class MailbotSection:
     address: str
     name: str
@@ -120,6 +137,7 @@ class ImapInbound:
     cafile: Path | None
     username: str
     password: Secret
+    auth: str  # "password" or "oauth2"
     folder: str
     processed_folder: str
     idle: bool
@@ -137,6 +155,7 @@ class Outbound:
     cafile: Path | None
     username: str
     password: Secret
+    auth: str  # "password" or "oauth2"
     envelope_from: str
     auto_envelope_from: str
     timeout: float
@@ -199,6 +218,7 @@ class Config:
     limits: Limits
     thanks: ThanksRules
     notifications: Notifications
+    oauth2: OAuth2 | None = None
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -516,6 +536,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "username": (_str, ""),
         "password_env": (_str, ""),
         "password_file": (_optional_path, ""),
+        "auth": (_choice("password", "oauth2"), "password"),
         "folder": (_str, "INBOX"),
         "processed_folder": (_str, ""),
         "idle": (_bool, True),
@@ -532,6 +553,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "username": (_str, ""),
         "password_env": (_str, ""),
         "password_file": (_optional_path, ""),
+        "auth": (_choice("password", "oauth2"), "password"),
         "envelope_from": (_optional_address, ""),
         "auto_envelope_from": (_envelope, ""),
         "timeout": (_float, 30.0),
@@ -574,6 +596,21 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
     "notifications": {
         "digest": (_digest_time, AT_OPENING),
         "attachments_max": (_size, "10 MB"),
+    },
+    "oauth2": {
+        "provider": (_choice("", "microsoft", "google", "generic"), ""),
+        "tenant": (_str, ""),
+        "client_id": (_str, ""),
+        "client_secret_env": (_str, ""),
+        "client_secret_file": (_optional_path, ""),
+        "certificate_file": (_optional_path, ""),
+        "service_account_file": (_optional_path, ""),
+        "token_url": (_str, ""),
+        "refresh_token_env": (_str, ""),
+        "refresh_token_file": (_optional_path, ""),
+        "scopes": (_str_list, []),
+        "authority": (_str, "https://login.microsoftonline.com"),
+        "cafile": (_optional_path, ""),
     },
 }
 
@@ -685,6 +722,7 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
         and mb["default_language"] not in mb["languages"]
     ):
         loader.problem("mailbot", "default_language", "must be one of [mailbot] languages")
+    oauth_users = []
     for section in ("inbound.imap", "outbound"):
         sec = values[section]
         in_use = (
@@ -692,7 +730,15 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
             if section == "inbound.imap"
             else sec.get("transport") == "smtp" and sec.get("username")
         )
-        _check_secret(loader, section, sec, required=bool(in_use))
+        oauth = sec.get("auth") == "oauth2"
+        _check_secret(loader, section, sec, required=bool(in_use) and not oauth)
+        if oauth and not sec.get("username"):
+            loader.problem(section, "username", "the mailbox to sign in as is needed for oauth2")
+        if oauth and in_use:
+            oauth_users.append(section)
+    from mailbot.oauth import check_oauth2
+
+    check_oauth2(loader.problem, values["oauth2"], required_by=oauth_users)
     route_text = values["urgent"].get("route_text", {})
     for language in mb.get("languages", ()) if route_text else ():
         if language not in route_text:
@@ -722,19 +768,21 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
             taken.setdefault(spelling, i)
 
 
-def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> None:
-    env, file = sec.get("password_env"), sec.get("password_file")
+def _check_secret(
+    loader: _Loader, section: str, sec: dict, required: bool, name: str = "password"
+) -> None:
+    env, file = sec.get(f"{name}_env"), sec.get(f"{name}_file")
     if env and file:
-        loader.problem(section, "password_env", "give password_env or password_file, not both")
+        loader.problem(section, f"{name}_env", f"give {name}_env or {name}_file, not both")
     if file:
         try:
             file.read_text(encoding="utf-8")
         except OSError as exc:
-            loader.problem(section, "password_file", f"cannot read {file}: {exc.strerror}")
+            loader.problem(section, f"{name}_file", f"cannot read {file}: {exc.strerror}")
     elif env and required and env not in os.environ:
-        loader.problem(section, "password_env", f"environment variable {env} is not set")
+        loader.problem(section, f"{name}_env", f"environment variable {env} is not set")
     elif required and not env and not file:
-        loader.problem(section, "password_env", "a password_env or password_file is needed")
+        loader.problem(section, f"{name}_env", f"a {name}_env or {name}_file is needed")
 
 
 def _notifications(values: dict, opens: time) -> Notifications:
@@ -742,6 +790,26 @@ def _notifications(values: dict, opens: time) -> Notifications:
     return Notifications(
         digest=opens if digest is AT_OPENING else digest,
         attachments_max=values["attachments_max"],
+    )
+
+
+def _oauth2(values: dict) -> OAuth2 | None:
+    if not values["provider"]:
+        return None
+    from mailbot.oauth import DEFAULT_SCOPES
+
+    return OAuth2(
+        provider=values["provider"],
+        tenant=values["tenant"],
+        client_id=values["client_id"],
+        client_secret=Secret(values["client_secret_env"] or None, values["client_secret_file"]),
+        certificate_file=values["certificate_file"],
+        service_account_file=values["service_account_file"],
+        token_url=values["token_url"],
+        refresh_token=Secret(values["refresh_token_env"] or None, values["refresh_token_file"]),
+        scopes=values["scopes"] or DEFAULT_SCOPES[values["provider"]],
+        authority=values["authority"],
+        cafile=values["cafile"],
     )
 
 
@@ -777,6 +845,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         limits=Limits(**values["limits"]),
         thanks=ThanksRules(**values["thanks"]),
         notifications=_notifications(values["notifications"], hours["open"]),
+        oauth2=_oauth2(values["oauth2"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),
