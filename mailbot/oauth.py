@@ -309,15 +309,15 @@ def check_oauth2(
     """Report what keeps [oauth2] from working (`raw`: its converted keys, before building).
 
     Checked only as far as can be without asking the provider; `mailbot check-mailbox` does the
-    rest. `required_by` names the sections that sign in with oauth2.
+    rest. `required_by` names the sections that sign in with oauth2; while none does, the
+    settings are still checked, except that their environment variables may be unset.
     """
     provider = raw.get("provider", "")
     if not provider:
         for section in required_by:
             problem(section, "auth", 'oauth2 needs an [oauth2] section with a provider')
         return
-    if not required_by:
-        return  # configured for later use: nothing else is checked
+    in_use = bool(required_by)
     section = "oauth2"
 
     def need(*keys: str) -> None:
@@ -334,7 +334,7 @@ def check_oauth2(
                 file.read_text(encoding="utf-8")
             except OSError as exc:
                 problem(section, f"{name}_file", f"cannot read {file}: {exc.strerror}")
-        elif env and env not in os.environ and required:
+        elif env and env not in os.environ and required and in_use:
             problem(section, f"{name}_env", f"environment variable {env} is not set")
         return bool(env or file)
 

@@ -493,6 +493,39 @@ def test_check_config_reports_what_oauth2_still_lacks(tmp_path: Path, capsys) ->
     assert "[outbound] auth: oauth2 needs an [oauth2] section with a provider" in out
 
 
+def test_check_config_checks_oauth2_set_up_before_it_is_switched_on(
+    tmp_path: Path, token_endpoint, capsys, monkeypatch
+) -> None:
+    # Only the certificate, as exported from the portal: the private key is missing.
+    pem = token_endpoint.app_certificate_file.read_text()
+    certificate_only = tmp_path / "mailbot-app.cer.pem"
+    certificate_only.write_text(pem[pem.index("-----BEGIN CERTIFICATE-----"):])
+    monkeypatch.delenv(SECRET_ENV)  # not needed yet: nothing signs in with it
+    oauth2 = microsoft(
+        token_endpoint, **{"oauth2.certificate_file": f'"{certificate_only}"'}
+    )
+    path = write_config(tmp_path, settings=oauth2)
+    assert main(["--config", str(path), "check-config"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "config.toml: [oauth2] certificate_file: give a client secret or a certificate, not both"
+    ]
+    oauth2["oauth2.client_secret_env"] = '""'
+    path = write_config(tmp_path, settings=oauth2)
+    assert main(["--config", str(path), "check-config"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "config.toml: [oauth2] certificate_file: mailbot-app.cer.pem holds no private key"
+        " (PEM with both is needed)"
+    ]
+    path = write_config(
+        tmp_path,
+        settings={
+            **oauth2,
+            "oauth2.certificate_file": f'"{token_endpoint.app_certificate_file}"',
+        },
+    )
+    assert main(["--config", str(path), "check-config"]) == 0
+
+
 def test_smtp_xoauth2_error_challenge_is_answered_and_reported(
     token_endpoint, xoauth2_sink
 ) -> None:
