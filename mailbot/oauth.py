@@ -113,7 +113,7 @@ class TokenSource:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
-        self.fetched = 0  # how many tokens were obtained (for check-mailbox and tests)
+        self.fetched = 0  # how many tokens were obtained
 
     def token(self) -> str:
         """A token valid for a while yet: the cached one, or a new one from the provider."""
@@ -418,5 +418,6 @@ def server_error(challenge: bytes | str | None) -> str:
         detail = json.loads(text)
     except ValueError:
         return _one_line(text)
-    return _one_line(" ".join(f"{k}={v}" for k, v in detail.items()) if isinstance(
-        detail, dict) else text)
+    if not isinstance(detail, dict):
+        return _one_line(text)
+    return _one_line(" ".join(f"{key}={value}" for key, value in detail.items()))
