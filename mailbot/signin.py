@@ -41,11 +41,41 @@ def imap_login(client: IMAPClient, imap: ImapInbound, tokens: TokenSource | None
         client.login(imap.username, imap.password.read() or "")
         return
     try:
-        client.oauth2_login(imap.username, tokens.token())
+        _imap_xoauth2(client, imap.username, tokens.token())
     except LoginError:
         log.info("imap refused the oauth2 token; signing in again with a new one")
         tokens.invalidate()
-        client.oauth2_login(imap.username, tokens.token())
+        _imap_xoauth2(client, imap.username, tokens.token())
+
+
+class _XOAuth2:
+    """SASL XOAUTH2 for IMAPClient.sasl_login: the token, then an empty reply to an error.
+
+    A challenge after the token is the server's JSON error; RFC 7628 asks for an empty
+    reply, after which the server ends the exchange with NO. (IMAPClient.oauth2_login
+    would send the token a second time instead.)
+    """
+
+    def __init__(self, user: str, token: str) -> None:
+        self.response: str | None = xoauth2(user, token)
+        self.error = ""
+
+    def __call__(self, challenge: bytes) -> bytes:
+        if self.response is not None:
+            response, self.response = self.response, None
+            return response.encode()
+        self.error = server_error(challenge)
+        return b""
+
+
+def _imap_xoauth2(client: IMAPClient, user: str, token: str) -> None:
+    mechanism = _XOAuth2(user, token)
+    try:
+        client.sasl_login("XOAUTH2", mechanism)
+    except LoginError as exc:
+        if not mechanism.error:
+            raise
+        raise LoginError(f"{exc} ({mechanism.error})") from None
 
 
 def smtp_login(

@@ -393,6 +393,7 @@ def test_check_mailbox_explains_a_mailbox_the_app_was_not_given(
     assert code == 1
     assert lines[2].startswith(f"IMAP login {DEFAULT_USER} (oauth2): FAILED")
     assert "IMAP.AccessAsApp" in lines[2] and "Add-MailboxPermission" in lines[2]
+    assert "(status=401 " in lines[2]  # Dovecot's own XOAUTH2 error, after the empty reply
     assert lines[3] == 'SMTP: not checked ([outbound] transport = "maildir")'
 
 
