@@ -20,6 +20,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +52,9 @@ HINTS: tuple[tuple[str, str], ...] = (
     ("AADSTS700016", "no app with this client_id in this tenant: check [oauth2] client_id and"
      " tenant"),
     ("AADSTS90002", "no such tenant: check [oauth2] tenant (the directory ID or domain)"),
+    # MSAL's words when the tenant's discovery document is not found.
+    ("Unable to get authority configuration", "no such tenant: check [oauth2] tenant (the"
+     " directory ID or domain) and authority"),
     ("AADSTS7000112", "the app is disabled in Entra ID"),
     ("unauthorized_client", "the service account may not act for this mailbox: in Google Admin >"
      " Security > API controls > Domain-wide delegation add its client ID with the scope"
@@ -74,6 +78,23 @@ def hint(text: str) -> str:
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _unreachable(exc: BaseException) -> OAuthError:
+    """A network failure on the way to the provider, said briefly."""
+    import requests
+
+    url = getattr(getattr(exc, "request", None), "url", None) or ""
+    where = urllib.parse.urlsplit(url).netloc or "the token endpoint"
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = "its certificate is not trusted (for a private CA set [oauth2] cafile)"
+    elif isinstance(exc, requests.exceptions.Timeout):
+        reason = "no answer in time"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        reason = "no connection (check the address, DNS, proxy and firewall)"
+    else:
+        reason = _one_line(str(exc))
+    return OAuthError(f"cannot reach {where}: {reason}")
 
 
 def _failure(error: str, description: str = "") -> OAuthError:
@@ -216,8 +237,10 @@ class MicrosoftProvider:
             result = app.acquire_token_for_client(scopes=list(self.settings.scopes))
         except OAuthError:
             raise
-        except (ValueError, OSError) as exc:
-            raise _failure("cannot reach the Microsoft sign-in service", str(exc)) from None
+        except OSError as exc:  # requests' errors included
+            raise _unreachable(exc) from None
+        except ValueError as exc:
+            raise _failure("sign-in service refused", str(exc)) from None
         if "access_token" not in result:
             raise _failure(result.get("error", "error"), result.get("error_description", ""))
         return Token(result["access_token"], float(result.get("expires_in", 3600)))
@@ -244,6 +267,8 @@ class GoogleProvider:
             credentials.refresh(Request(session=_session(s)))
         except GoogleAuthError as exc:
             args = exc.args
+            if args and isinstance(args[0], OSError):  # TransportError wraps requests' error
+                raise _unreachable(args[0]) from None
             detail = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
             if detail.get("error"):
                 raise _failure(detail["error"], detail.get("error_description", "")) from None
@@ -286,7 +311,9 @@ class GenericProvider:
             token = session.refresh_token(s.token_url, refresh_token=refresh_token)
         except AuthlibBaseError as exc:
             raise _failure(exc.error or "error", exc.description or "") from None
-        except (ValueError, OSError) as exc:
+        except OSError as exc:
+            raise _unreachable(exc) from None
+        except ValueError as exc:
             raise _failure("token endpoint failed", str(exc)) from None
         finally:
             session.close()

@@ -383,6 +383,29 @@ def test_check_mailbox_names_a_wrong_client_secret_and_what_to_do(
     assert oauth_dovecot.log().count("method=XOAUTH2") == 0
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("oauth2.tenant", '"4dustry.onmicrosoft.com"', "(fix: no such tenant: check [oauth2]"),
+        ("oauth2.cafile", '""', "its certificate is not trusted (for a private CA set [oauth2]"),
+    ],
+    ids=["unknown tenant", "untrusted sign-in service"],
+)
+def test_check_mailbox_says_what_keeps_the_token_from_coming(
+    tmp_path: Path, token_endpoint, capsys, setting: str, value: str, expected: str
+) -> None:
+    settings = {
+        "inbound.imap.enabled": "true",
+        "inbound.imap.auth": '"oauth2"',
+        **microsoft(token_endpoint, **{setting: value}),
+    }
+    code, lines = check_mailbox(write_config(tmp_path, settings=settings), capsys)
+    assert code == 1
+    assert lines[0].startswith("IMAP OAuth2 token (microsoft): FAILED ")
+    assert expected in lines[0]
+    assert token_endpoint.issued == []
+
+
 def test_check_mailbox_explains_a_mailbox_the_app_was_not_given(
     tmp_path: Path, token_endpoint, oauth_dovecot, capsys
 ) -> None:
