@@ -181,8 +181,8 @@ def check_smtp(cfg: Config, report: Report) -> None:
             with report.step(f"SMTP AUTH {out.username} ({mechanism})"):
                 try:
                     smtp_login(smtp, out.username, out.password.read, tokens)
-                except smtplib.SMTPNotSupportedError:
-                    raise StepFailed("the relay offers no AUTH here (STARTTLS first?)") from None
+                except smtplib.SMTPNotSupportedError as exc:
+                    raise StepFailed(str(exc)) from None
                 except smtplib.SMTPAuthenticationError as exc:
                     raise _fix(_describe(exc), SMTP_REFUSED[provider]) from None
         else:

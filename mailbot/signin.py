@@ -89,6 +89,12 @@ def smtp_login(
         smtp.login(username, password() or "")
         return
     smtp.ehlo_or_helo_if_needed()
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in offered:
+        raise smtplib.SMTPNotSupportedError(
+            "the relay does not offer AUTH XOAUTH2"
+            + (f" (only {' '.join(offered)})" if offered else " (no AUTH here; STARTTLS first?)")
+        )
     try:
         _auth_xoauth2(smtp, username, tokens.token())
     except smtplib.SMTPAuthenticationError:

@@ -406,6 +406,27 @@ def test_check_mailbox_says_what_keeps_the_token_from_coming(
     assert token_endpoint.issued == []
 
 
+def test_check_mailbox_names_a_relay_without_xoauth2(
+    tmp_path: Path, token_endpoint, capsys
+) -> None:
+    with SmtpSink(tls=False) as password_only:
+        settings = {
+            "outbound.transport": '"smtp"',
+            "outbound.host": '"127.0.0.1"',
+            "outbound.port": str(password_only.port),
+            "outbound.starttls": "false",
+            "outbound.username": f'"{DEFAULT_USER}"',
+            "outbound.auth": '"oauth2"',
+            **microsoft(token_endpoint),
+        }
+        code, lines = check_mailbox(write_config(tmp_path, settings=settings), capsys)
+    assert code == 1
+    assert lines[-1] == (
+        f"SMTP AUTH {DEFAULT_USER} (XOAUTH2): FAILED the relay does not offer AUTH XOAUTH2"
+        " (only LOGIN PLAIN)"
+    )
+
+
 def test_check_mailbox_explains_a_mailbox_the_app_was_not_given(
     tmp_path: Path, token_endpoint, oauth_dovecot, capsys
 ) -> None:
