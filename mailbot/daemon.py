@@ -189,8 +189,12 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config", extra={"problem": problem})
         else:
-            if (new.smtp, new.imap) != (self.cfg.smtp, self.cfg.imap):
-                log.warning("listener/IMAP settings changed; they take effect after a restart")
+            if (new.smtp, new.imap, new.oauth2) != (self.cfg.smtp, self.cfg.imap, self.cfg.oauth2):
+                # The outbox sender picks up new [outbound]/[oauth2] settings at once.
+                log.warning(
+                    "listener/IMAP/OAuth2 settings changed; the listener and IMAP take them"
+                    " after a restart"
+                )
             self.cfg = new
             if self.scheduler:
                 self.scheduler.reload(new)
