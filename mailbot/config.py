@@ -137,11 +137,11 @@ class ImapInbound:
     cafile: Path | None
     username: str
     password: Secret
-    auth: str  # "password" or "oauth2"
     folder: str
     processed_folder: str
     idle: bool
     poll_interval: float
+    auth: str = "password"  # or "oauth2": XOAUTH2 with a token from [oauth2]
 
 
 @dataclass(frozen=True)
@@ -155,12 +155,12 @@ class Outbound:
     cafile: Path | None
     username: str
     password: Secret
-    auth: str  # "password" or "oauth2"
     envelope_from: str
     auto_envelope_from: str
     timeout: float
     max_attempts: int
     footer: str
+    auth: str = "password"  # or "oauth2": AUTH XOAUTH2 with a token from [oauth2]
 
 
 @dataclass(frozen=True)
@@ -768,21 +768,19 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
             taken.setdefault(spelling, i)
 
 
-def _check_secret(
-    loader: _Loader, section: str, sec: dict, required: bool, name: str = "password"
-) -> None:
-    env, file = sec.get(f"{name}_env"), sec.get(f"{name}_file")
+def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> None:
+    env, file = sec.get("password_env"), sec.get("password_file")
     if env and file:
-        loader.problem(section, f"{name}_env", f"give {name}_env or {name}_file, not both")
+        loader.problem(section, "password_env", "give password_env or password_file, not both")
     if file:
         try:
             file.read_text(encoding="utf-8")
         except OSError as exc:
-            loader.problem(section, f"{name}_file", f"cannot read {file}: {exc.strerror}")
+            loader.problem(section, "password_file", f"cannot read {file}: {exc.strerror}")
     elif env and required and env not in os.environ:
-        loader.problem(section, f"{name}_env", f"environment variable {env} is not set")
+        loader.problem(section, "password_env", f"environment variable {env} is not set")
     elif required and not env and not file:
-        loader.problem(section, f"{name}_env", f"a {name}_env or {name}_file is needed")
+        loader.problem(section, "password_env", "a password_env or password_file is needed")
 
 
 def _notifications(values: dict, opens: time) -> Notifications:
