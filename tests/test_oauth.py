@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import smtplib
 import threading
 import time
@@ -442,7 +441,7 @@ def test_check_mailbox_explains_a_mailbox_the_app_was_not_given(
 
 
 def test_check_mailbox_with_passwords_against_dovecot_and_aiosmtpd(
-    tmp_path: Path, dovecot, capsys
+    tmp_path: Path, dovecot, capsys, monkeypatch
 ) -> None:
     with SmtpSink(tls=True) as sink:
         assert sink.cafile is not None
@@ -457,7 +456,7 @@ def test_check_mailbox_with_passwords_against_dovecot_and_aiosmtpd(
             },
         )
         path = write_config(tmp_path, settings=settings)
-        os.environ["MAILBOT_TEST_SMTP_PASSWORD"] = sink.password
+        monkeypatch.setenv("MAILBOT_TEST_SMTP_PASSWORD", sink.password)
         code, lines = check_mailbox(path, capsys)
         assert code == 0, lines
         assert [line.partition(": ")[0] for line in lines] == [
@@ -470,10 +469,9 @@ def test_check_mailbox_with_passwords_against_dovecot_and_aiosmtpd(
             "SMTP STARTTLS",
             f"SMTP AUTH {sink.username} (password)",
         ]
-        os.environ["MAILBOT_TEST_IMAP_PASSWORD"] = "stare-haslo"
-        os.environ["MAILBOT_TEST_SMTP_PASSWORD"] = "stare-haslo"
+        monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "stare-haslo")
+        monkeypatch.setenv("MAILBOT_TEST_SMTP_PASSWORD", "stare-haslo")
         code, lines = check_mailbox(path, capsys)
-        del os.environ["MAILBOT_TEST_SMTP_PASSWORD"]
     assert code == 1
     assert lines[1].startswith(f"IMAP login {DEFAULT_USER} (password): FAILED")
     assert "password_env" in lines[1]
