@@ -43,6 +43,12 @@ def cmd_check_config(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_check_mailbox(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot.mailbox_check import check
+
+    return 0 if check(cfg) else 1
+
+
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from mailbot import daemon
 
@@ -400,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="process everything pending (inbound, due timers, outbox) and exit",
     )
     add("check-config", cmd_check_config, "validate config and templates")
+    add(
+        "check-mailbox",
+        cmd_check_mailbox,
+        "sign in to IMAP and SMTP as configured (password or OAuth2), one line per step",
+    )
     p = add(
         "import", cmd_import, "feed .eml files, mbox files or Maildir folders through the pipeline"
     )

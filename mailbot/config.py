@@ -105,6 +105,23 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class OAuth2:
+    """[oauth2]: how mailbot gets access tokens for XOAUTH2 sign-in (see mailbot/oauth.py)."""
+
+    provider: str  # "microsoft" | "google" | "generic" ("" when not configured)
+    tenant: str
+    client_id: str
+    client_secret: Secret
+    certificate_file: Path | None
+    service_account_file: Path | None
+    token_url: str
+    refresh_token: Secret
+    scopes: tuple[str, ...]  # the provider's default when not given
+    authority: str
+    cafile: Path | None
+
+
+@dataclass(frozen=True)
 class MailbotSection:
     address: str
     name: str
@@ -145,6 +162,7 @@ class ImapInbound:
     processed_folder: str
     idle: bool
     poll_interval: float
+    auth: str = "password"  # or "oauth2": XOAUTH2 with a token from [oauth2]
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,7 @@ class Outbound:
     timeout: float
     max_attempts: int
     footer: str
+    auth: str = "password"  # or "oauth2": AUTH XOAUTH2 with a token from [oauth2]
 
 
 @dataclass(frozen=True)
@@ -237,6 +256,7 @@ class Config:
     limits: Limits
     thanks: ThanksRules
     notifications: Notifications
+    oauth2: OAuth2 | None = None
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -584,6 +604,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "username": (_str, ""),
         "password_env": (_str, ""),
         "password_file": (_optional_path, ""),
+        "auth": (_choice("password", "oauth2"), "password"),
         "folder": (_str, "INBOX"),
         "processed_folder": (_str, ""),
         "idle": (_bool, True),
@@ -600,6 +621,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "username": (_str, ""),
         "password_env": (_str, ""),
         "password_file": (_optional_path, ""),
+        "auth": (_choice("password", "oauth2"), "password"),
         "envelope_from": (_optional_address, ""),
         "auto_envelope_from": (_envelope, ""),
         "timeout": (_float, 30.0),
@@ -650,6 +672,21 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "level": (_choice("debug", "info", "warning", "error"), "info"),
         "format": (_choice("logfmt", "json"), "logfmt"),
         "addresses": (_choice("full", "domain", "hash"), "domain"),
+    },
+    "oauth2": {
+        "provider": (_choice("", "microsoft", "google", "generic"), ""),
+        "tenant": (_str, ""),
+        "client_id": (_str, ""),
+        "client_secret_env": (_str, ""),
+        "client_secret_file": (_optional_path, ""),
+        "certificate_file": (_optional_path, ""),
+        "service_account_file": (_optional_path, ""),
+        "token_url": (_str, ""),
+        "refresh_token_env": (_str, ""),
+        "refresh_token_file": (_optional_path, ""),
+        "scopes": (_str_list, []),
+        "authority": (_str, "https://login.microsoftonline.com"),
+        "cafile": (_optional_path, ""),
     },
 }
 
@@ -769,6 +806,7 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
         and mb["default_language"] not in mb["languages"]
     ):
         loader.problem("mailbot", "default_language", "must be one of [mailbot] languages")
+    oauth_users = []
     for section in ("inbound.imap", "outbound"):
         sec = values[section]
         in_use = (
@@ -776,7 +814,15 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
             if section == "inbound.imap"
             else sec.get("transport") == "smtp" and sec.get("username")
         )
-        _check_secret(loader, section, sec, required=bool(in_use))
+        oauth = sec.get("auth") == "oauth2"
+        _check_secret(loader, section, sec, required=bool(in_use) and not oauth)
+        if oauth and not sec.get("username"):
+            loader.problem(section, "username", "the mailbox to sign in as is needed for oauth2")
+        if oauth and in_use:
+            oauth_users.append(section)
+    from mailbot.oauth import check_oauth2
+
+    check_oauth2(loader.problem, values["oauth2"], required_by=oauth_users)
     route_text = values["urgent"].get("route_text", {})
     for language in mb.get("languages", ()) if route_text else ():
         if language not in route_text:
@@ -897,6 +943,26 @@ def _mailboxes(
     return (default, *(b for b in boxes if b is not default))
 
 
+def _oauth2(values: dict) -> OAuth2 | None:
+    if not values["provider"]:
+        return None
+    from mailbot.oauth import DEFAULT_SCOPES
+
+    return OAuth2(
+        provider=values["provider"],
+        tenant=values["tenant"],
+        client_id=values["client_id"],
+        client_secret=Secret(values["client_secret_env"] or None, values["client_secret_file"]),
+        certificate_file=values["certificate_file"],
+        service_account_file=values["service_account_file"],
+        token_url=values["token_url"],
+        refresh_token=Secret(values["refresh_token_env"] or None, values["refresh_token_file"]),
+        scopes=values["scopes"] or DEFAULT_SCOPES[values["provider"]],
+        authority=values["authority"],
+        cafile=values["cafile"],
+    )
+
+
 def _build(path: Path, values: dict, arrays: dict) -> Config:
     mb, smtp, imap, out = (
         values["mailbot"],
@@ -931,6 +997,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         limits=Limits(**values["limits"]),
         thanks=ThanksRules(**values["thanks"]),
         notifications=_notifications(values["notifications"], hours["open"]),
+        oauth2=_oauth2(values["oauth2"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         metrics=Metrics(*values["metrics"]["listen"]),

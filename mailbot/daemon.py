@@ -285,10 +285,12 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config", extra={"problem": problem})
         else:
-            restart_only = ("smtp", "imap", "metrics", "mailboxes")
+            restart_only = ("smtp", "imap", "metrics", "mailboxes", "oauth2")
             if any(getattr(new, k) != getattr(self.cfg, k) for k in restart_only):
+                # The outbox sender picks up new [outbound]/[oauth2] settings at once.
                 log.warning(
-                    "listener, IMAP, mailbox or metrics settings changed; restart to apply them"
+                    "listener, IMAP, mailbox, metrics or OAuth2 settings changed;"
+                    " the listener and IMAP take them after a restart"
                 )
             self.cfg = new
             if self.scheduler:

@@ -27,6 +27,8 @@ from mailbot import loops, retry
 from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.mail import compose
+from mailbot.oauth import OAuthError
+from mailbot.signin import smtp_login, smtp_tokens
 from mailbot.store import Store, from_db, to_db
 
 log = logging.getLogger("mailbot.outbox")
@@ -92,6 +94,7 @@ class SmtpTransport:
         self.out = cfg.outbound
         self._smtp: smtplib.SMTP | None = None
         self._tls: ssl.SSLContext | None = None
+        self.tokens = smtp_tokens(cfg)  # None: password login
 
     def _context(self) -> ssl.SSLContext:
         """Built once (loading CA certificates costs ~20 ms), and only when TLS is used."""
@@ -111,7 +114,12 @@ class SmtpTransport:
             if out.starttls:
                 smtp.starttls(context=context)
         if out.username:
-            smtp.login(out.username, out.password.read() or "")
+            try:
+                smtp_login(smtp, out.username, out.password.read, self.tokens)
+            except BaseException:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.close()
+                raise
         return smtp
 
     def send(self, key: str, envelope_from: str, recipients: list[str], data: bytes) -> None:
@@ -124,7 +132,9 @@ class SmtpTransport:
         self._smtp = None
         try:
             self._smtp = self._connect()
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError, OAuthError) as exc:
+            # No token (provider unreachable, app misconfigured) is temporary too: the mail
+            # waits in the queue until the admin has fixed it.
             self.close()
             raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
         try:

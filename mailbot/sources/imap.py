@@ -21,8 +21,9 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from mailbot import retry
-from mailbot.config import Config
+from mailbot.config import Config, ImapInbound
 from mailbot.intake import accept
+from mailbot.signin import imap_login, imap_tokens
 from mailbot.store import Store
 
 log = logging.getLogger("mailbot.imap")
@@ -60,19 +61,15 @@ class ImapSource:
         self.folder = folder or cfg.imap.folder
         self.beat = beat  # a sign of life for the daemon's watchdog
         self.use_keyword = True
+        self.tokens = imap_tokens(cfg)  # None: password login
 
     # -- connection ------------------------------------------------------------------------
 
     def connect(self) -> IMAPClient:
         imap = self.cfg.imap
-        context = ssl.create_default_context(cafile=str(imap.cafile) if imap.cafile else None)
-        client = IMAPClient(
-            imap.host, port=imap.port, ssl=imap.tls == "ssl", ssl_context=context, timeout=30
-        )
+        client = open_client(imap)
         try:
-            if imap.tls == "starttls":
-                client.starttls(context)
-            client.login(imap.username, imap.password.read() or "")
+            imap_login(client, imap, self.tokens)
         except BaseException:
             client.shutdown()
             raise
@@ -218,6 +215,21 @@ class ImapSource:
                     client.expunge()
             return
         client.add_flags(uids, [b"\\Seen", STORED] if self.use_keyword else [b"\\Seen"])
+
+
+def open_client(imap: ImapInbound) -> IMAPClient:
+    """A connection with TLS as configured, not logged in yet."""
+    context = ssl.create_default_context(cafile=str(imap.cafile) if imap.cafile else None)
+    client = IMAPClient(
+        imap.host, port=imap.port, ssl=imap.tls == "ssl", ssl_context=context, timeout=30
+    )
+    try:
+        if imap.tls == "starttls":
+            client.starttls(context)
+    except BaseException:
+        client.shutdown()
+        raise
+    return client
 
 
 def _close(client: IMAPClient) -> None:
