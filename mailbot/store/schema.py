@@ -300,6 +300,24 @@ def m009_outbox_importance(db: Database) -> None:
 
 
 @migrations()
+def m011_outbox_delivery(db: Database) -> None:
+    """Outgoing mail: the attempt in flight, requeues by an admin, and failing-episode state.
+
+    `sending_since` is set, in its own commit, just before a row is handed to the SMTP relay
+    and cleared with the outcome: a row still carrying it was in flight when mailbot stopped,
+    and is backed off instead of being sent again at once. `requeued_at` (set by `outbox retry`)
+    restarts the row's queue lifetime. The `outbox_failing` counter is 1 while outgoing mail
+    fails for good and the leads were told, until a delivery succeeds again.
+    """
+    for statement in (
+        "ALTER TABLE outbox ADD COLUMN sending_since TEXT",
+        "ALTER TABLE outbox ADD COLUMN requeued_at TEXT",
+        "INSERT OR IGNORE INTO counters (name, value) VALUES ('outbox_failing', 0)",
+    ):
+        db.execute(statement)
+
+
+@migrations()
 def m014_metrics_indexes(db: Database) -> None:
     """Figures for the metrics endpoint and `mailbot stats` read from indexes alone.
 
