@@ -12,8 +12,8 @@ import re
 
 # Enhanced status code → what it means and what to do. Most specific codes first.
 HINTS: dict[str, str] = {
-    "5.7.60": "Microsoft 365: the account may not send as this sender; grant it Send As on the"
-    " support mailbox, or send with the mailbox's own account and address",
+    "5.7.60": "Microsoft 365: the account may not send as this address; grant it Send As on"
+    " the mailbox, or sign in as the mailbox itself",
     "5.7.57": "Microsoft 365: the client is not authenticated; check username and password,"
     " enable Authenticated SMTP for the mailbox, or sign in with OAuth2",
     "5.7.139": "Microsoft 365: SMTP AUTH is disabled for the mailbox or tenant; enable"
