@@ -442,3 +442,28 @@ def test_common_provider_refusals_are_explained(error: str, advice: str) -> None
     hint = refusals.explain(error)
     assert hint is not None and advice in hint
     assert len(hint) < 160  # one short line under the error
+
+
+def test_the_leads_notice_in_english_explains_the_refusal(tmp_path, smtp_sink) -> None:
+    """Microsoft 365 with SMTP AUTH switched off for the tenant: the relay refuses the sender
+    after login; leads reading English get what it means and what to run once it is fixed."""
+    bot = smtp_bot(tmp_path, smtp_sink, **{"mailbot.default_language": '"en"'})
+    rows = queue(bot, gmail_mail(1))
+    smtp_sink.fail_with(
+        554, "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled", times=rows
+    )
+    transport = make_transport(bot.cfg)
+    deliver_due(bot.ctx, transport, NOW)
+    assert bot.ctx.store.count("outbox", status="failed") == rows
+    deliver_due(bot.ctx, transport, NOW)  # the relay takes the notice (other rules for it)
+    transport.close()
+    [notice] = [m.message for m in smtp_sink.messages]
+    assert notice["To"] == LEADS[0]
+    assert notice["Subject"] == "[4Dustry] Outgoing mail is failing"
+    body = notice.get_body(preferencelist=("plain",)).get_content()
+    assert "554 5.7.139 Authentication unsuccessful" in body
+    assert "What it means: Microsoft 365: SMTP AUTH is disabled" in body
+    assert "Authenticated SMTP" in body and "OAuth2" in body
+    assert "mailbot outbox retry --failed" in body
+    assert "same mail server" in body
+    bot.close()
