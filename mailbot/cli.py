@@ -22,13 +22,18 @@ def _print_json(document: object) -> None:
     sys.stdout.write("\n")
 
 
-def _table(rows: list[dict], columns: Sequence[str]) -> None:
-    """A plain aligned table; long values are cut so one row stays one line."""
+def _table(rows: list[dict], columns: Sequence[str], note: str | None = None) -> None:
+    """A plain aligned table; long values are cut so one row stays one line.
+
+    `note`: a key whose value, when set, is printed on its own indented line under the row.
+    """
     cells = [[str(r.get(c) if r.get(c) is not None else "-")[:60] for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
+    for row, doc in zip(cells, rows, strict=True):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if note and doc.get(note):
+            print(f"    -> {doc[note]}")
 
 
 def _context(cfg: Config) -> Context:
@@ -161,7 +166,11 @@ class _ProgressBar:
 
 
 def _listing(
-    cfg: Config, fetch: Callable[[Context], list[dict]], columns: Sequence[str], as_json: bool
+    cfg: Config,
+    fetch: Callable[[Context], list[dict]],
+    columns: Sequence[str],
+    as_json: bool,
+    note: str | None = None,
 ) -> int:
     """Print rows from the store as one JSON document or as an aligned table."""
     ctx = _context(cfg)
@@ -172,7 +181,7 @@ def _listing(
     if as_json:
         _print_json(rows)
     else:
-        _table(rows, columns)
+        _table(rows, columns, note)
     return 0
 
 
@@ -209,8 +218,58 @@ def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
+    if args.action in ("retry", "cancel"):
+        return _outbox_action(args, cfg)
     columns = ("id", "ticket", "template", "to", "status", "attempts", "last_error", "subject")
-    return _listing(cfg, lambda ctx: views.outbox(ctx, status=args.status), columns, args.json)
+
+    def fetch(ctx: Context) -> list[dict]:
+        return views.outbox(ctx, status=args.status)
+
+    return _listing(cfg, fetch, columns, args.json, note="hint")
+
+
+def _outbox_action(args: argparse.Namespace, cfg: Config) -> int:
+    """`outbox retry ID|--failed` and `outbox cancel ID`: requeue or drop outgoing mail."""
+    if args.action == "retry" and (args.id is None) == (not args.failed):
+        print("mailbot outbox retry: give an ID or --failed (not both)", file=sys.stderr)
+        return 2
+    ctx = _context(cfg)
+    now = datetime.now(UTC)
+    outbox, done, refused = ctx.store.outbox, [], ""
+    try:
+        with ctx.store.atomic():
+            for row_id in outbox.ids("failed") if args.failed else [args.id]:
+                row = outbox.get(row_id)
+                if args.action == "retry":
+                    changed = row is not None and outbox.requeue(row_id, now)
+                else:
+                    changed = row is not None and outbox.cancel(row_id)
+                if row is None or not changed:
+                    refused = f"it is {row['status']}" if row is not None else "no such message"
+                    continue
+                done.append(row_id)
+                what = "queued again" if args.action == "retry" else "cancelled"
+                ctx.store.events.add(
+                    f"outbox-{args.action}",
+                    f"{row['template']} to {row['to_addr']} (outbox {row_id}) {what} by an admin",
+                    at=now,
+                    ticket_id=row["ticket_id"],
+                    actor="admin",
+                )
+    finally:
+        ctx.close()
+    if not args.failed and not done:
+        print(f"mailbot outbox {args.action}: outbox {args.id}: {refused}", file=sys.stderr)
+        return 1
+    if args.action == "cancel":
+        print(f"outbox {args.id}: cancelled, it will not be sent")
+    else:
+        print(
+            f"{len(done)} message{'s' * (len(done) != 1)} queued again"
+            + (f" ({', '.join(map(str, done))})" if done else "")
+            + "; a running mailbot sends them within seconds, or run `mailbot run --once`"
+        )
+    return 0
 
 
 def cmd_quarantine(args: argparse.Namespace, cfg: Config) -> int:
@@ -442,9 +501,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("show", cmd_show, "one ticket with its messages and events")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
-    p = add("outbox", cmd_outbox, "outgoing mail and its delivery state")
-    p.add_argument("--status", choices=("pending", "sent", "failed"))
+    p = add(
+        "outbox",
+        cmd_outbox,
+        "outgoing mail and its delivery state; `retry ID|--failed` and `cancel ID` act on it",
+    )
+    p.add_argument("--status", choices=("pending", "sent", "failed", "cancelled"))
     p.add_argument("--json", action="store_true")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    retry = actions.add_parser("retry", help="send failed (or waiting) mail again, now")
+    retry.add_argument("id", type=int, nargs="?", metavar="ID")
+    retry.add_argument("--failed", action="store_true", help="every failed message")
+    cancel = actions.add_parser("cancel", help="drop a message that was not sent")
+    cancel.add_argument("id", type=int, metavar="ID")
+    cancel.set_defaults(failed=False)
     p = add("quarantine", cmd_quarantine, "mail that failed processing")
     p.add_argument("--json", action="store_true")
     p = add("retry", cmd_retry, "put a quarantined message back through the pipeline")

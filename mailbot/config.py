@@ -7,7 +7,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, time, timedelta
 from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
@@ -179,8 +179,9 @@ class Outbound:
     envelope_from: str
     auto_envelope_from: str
     timeout: float
-    max_attempts: int
+    max_attempts: int  # no longer read: only a 5xx or queue_lifetime ends delivery attempts
     footer: str
+    queue_lifetime: timedelta = timedelta(days=5)
     auth: str = "password"  # or "oauth2": AUTH XOAUTH2 with a token from [oauth2]
 
 
@@ -433,6 +434,25 @@ def _durations(value: Any, ctx: _Context) -> tuple[Duration, ...]:
     return tuple(parse_duration(v) for v in _str_list(value, ctx))
 
 
+_TIMESPAN_PART = re.compile(r"\s*(\d+)\s*(days?|d|hours?|h|minutes?|min|m)\s*,?")
+
+
+def _timespan(value: Any, ctx: _Context) -> timedelta:
+    """Calendar time, not business time: "5 days", "12h", "1 day 12h", "90 minutes"."""
+    text = _str(value, ctx).strip().lower()
+    total, pos = timedelta(), 0
+    while pos < len(text):
+        match = _TIMESPAN_PART.match(text, pos)
+        if match is None:
+            raise ValueError(f'invalid time span {value!r}: expected e.g. "5 days" or "12h"')
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match[2][0]]
+        total += timedelta(**{unit: int(match[1])})
+        pos = match.end()
+    if total <= timedelta():
+        raise ValueError(f"invalid time span {value!r}: must be longer than zero")
+    return total
+
+
 def _days(value: Any, ctx: _Context) -> tuple[int, ...]:
     days = []
     for item in _str_list(value, ctx):
@@ -515,7 +535,7 @@ AT_OPENING = object()
 
 
 def _digest_time(value: Any, ctx: _Context) -> Any:
-    """"HH:MM", "" (off), or AT_OPENING when the key is not given."""
+    """ "HH:MM", "" (off), or AT_OPENING when the key is not given."""
     if value is AT_OPENING:
         return AT_OPENING
     value = _str(value, ctx).strip()
@@ -625,7 +645,8 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "envelope_from": (_optional_address, ""),
         "auto_envelope_from": (_envelope, ""),
         "timeout": (_float, 30.0),
-        "max_attempts": (_int, 10),
+        "max_attempts": (_int, 10),  # no longer read (see queue_lifetime); old configs load
+        "queue_lifetime": (_timespan, "5 days"),
         "footer": (_str, ""),
     },
     "hours": {

@@ -1,7 +1,8 @@
 """Retrying what failed: one backoff curve, and one rule for when to stop trying.
 
 The worker (inbound mail), the outbox sender (outgoing mail), the scheduler (timers) and the
-IMAP source (reconnects) all count failed attempts the same way.
+IMAP source (reconnects) share the backoff curve; all but the outbox sender (which gives up on
+a 5xx or after its queue lifetime) also stop after a number of attempts.
 """
 
 from __future__ import annotations

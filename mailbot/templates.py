@@ -34,6 +34,7 @@ TEMPLATE_NAMES = (
     "abuse_suspended",  # to the leads: a customer's urgent requests no longer page the manager
     "agent_digest",  # to an agent: their open tickets, overdue first (daily, and on #lista)
     "agent_assigned",  # to an agent another agent assigned a ticket to: its story so far
+    "outbox_failing",  # to the leads: outgoing mail started failing for good (once an episode)
 )
 
 # CLDR plural categories in the order `plural` takes a language's forms ("other" last).

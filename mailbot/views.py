@@ -6,6 +6,7 @@ import json
 from sqlite3 import Row
 from typing import Any
 
+from mailbot import refusals
 from mailbot.context import Context
 from mailbot.store import from_db
 
@@ -132,6 +133,8 @@ def outbox(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             "status": r["status"],
             "attempts": r["attempts"],
             "last_error": r["last_error"],
+            # What a relay's refusal means, in one line (None when unknown or sent).
+            "hint": refusals.explain(r["last_error"]) if r["status"] != "sent" else None,
             "created_at": local_time(ctx, r["created_at"]),
             "next_attempt_at": local_time(ctx, r["next_attempt_at"])
             if r["status"] == "pending"

@@ -17,17 +17,60 @@ class Outbox(Queries):
         self.store.update("outbox", row_id, values)
 
     def due(self, now: datetime, limit: int) -> list[Row]:
-        """Pending rows whose time has come.
+        """Pending rows whose time has come: what deciding on them needs, not their bodies.
 
         Answers to customers first: an agent's notification can wait a moment, a customer
-        waiting for the ack of their request should not.
+        waiting for the ack of their request should not. The body and the rest of a row are
+        read one row at a time, just before it is sent (`get`).
         """
         return self.store.all(
-            "SELECT * FROM outbox INDEXED BY outbox_due"  # the planner would scan otherwise
+            "SELECT id, ticket_id, template, to_addr, message_id, attempts, created_at,"
+            " requeued_at, sending_since"
+            " FROM outbox INDEXED BY outbox_due"  # the planner would scan otherwise
             " WHERE status = 'pending' AND next_attempt_at <= ?"
             " ORDER BY auto_submitted = 'auto-replied' DESC, id LIMIT ?",
             (to_db(now), limit),
         )
+
+    def get(self, row_id: int) -> Row | None:
+        return self.store.one("SELECT * FROM outbox WHERE id = ?", (row_id,))
+
+    def requeue(self, row_id: int, now: datetime) -> bool:
+        """Put a failed, cancelled or waiting row back to be sent now, with a fresh queue
+        lifetime; False when there is no such row or it was sent."""
+        cursor = self.store.execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+            " requeued_at = ?, sending_since = NULL WHERE id = ? AND status != 'sent'",
+            (to_db(now), to_db(now), row_id),
+        )
+        return cursor.rowcount > 0
+
+    def ids(self, status: str) -> list[int]:
+        return [r[0] for r in self.store.all("SELECT id FROM outbox WHERE status = ?", (status,))]
+
+    def cancel(self, row_id: int) -> bool:
+        """Drop a row that was not sent: it is kept, marked cancelled, and never sent."""
+        cursor = self.store.execute(
+            "UPDATE outbox SET status = 'cancelled', sending_since = NULL"
+            " WHERE id = ? AND status IN ('pending', 'failed')",
+            (row_id,),
+        )
+        return cursor.rowcount > 0
+
+    def failing(self) -> bool:
+        """True while outgoing mail fails for good and the leads were told of it."""
+        return bool(self.store.scalar("SELECT value FROM counters WHERE name = 'outbox_failing'"))
+
+    def set_failing(self, value: bool) -> bool:
+        """Record the failing state; True when it changed."""
+        cursor = self.store.execute(
+            "UPDATE counters SET value = ? WHERE name = 'outbox_failing' AND value != ?",
+            (int(value), int(value)),
+        )
+        return cursor.rowcount > 0
+
+    def count(self, status: str) -> int:
+        return int(self.store.scalar("SELECT count(*) FROM outbox WHERE status = ?", (status,)))
 
     def next_due(self) -> datetime | None:
         """When the next pending row is due."""

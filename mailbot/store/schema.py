@@ -322,3 +322,21 @@ def m011_metrics_indexes(db: Database) -> None:
     db.execute("DROP INDEX inbound_status")
     db.execute("CREATE INDEX inbound_status ON inbound(status, source)")
     db.execute("CREATE INDEX outbox_failed ON outbox(status) WHERE status = 'failed'")
+
+
+@migrations()
+def m012_outbox_delivery(db: Database) -> None:
+    """Outgoing mail: the attempt in flight, requeues by an admin, and failing-episode state.
+
+    `sending_since` is set, in its own commit, just before a row is handed to the SMTP relay
+    and cleared with the outcome: a row still carrying it was in flight when mailbot stopped,
+    and is backed off instead of being sent again at once. `requeued_at` (set by `outbox retry`)
+    restarts the row's queue lifetime. The `outbox_failing` counter is 1 while outgoing mail
+    fails for good and the leads were told, until a delivery succeeds again.
+    """
+    for statement in (
+        "ALTER TABLE outbox ADD COLUMN sending_since TEXT",
+        "ALTER TABLE outbox ADD COLUMN requeued_at TEXT",
+        "INSERT OR IGNORE INTO counters (name, value) VALUES ('outbox_failing', 0)",
+    ):
+        db.execute(statement)
