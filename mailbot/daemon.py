@@ -136,15 +136,30 @@ class Daemon:
         self.threads.append(thread)
 
     def start(self) -> None:
-        from mailbot import scheduler
+        """Open the store and the sources; ConfigError (one line each) when they cannot be."""
+        from mailbot import preflight, scheduler
 
+        problems = preflight.problems(self.cfg)
+        if problems:
+            raise ConfigError(problems)
+        for warning in preflight.warnings(self.cfg):
+            log.warning("config", extra={"problem": warning})
         open_context(self.cfg).close()  # creates the data dir, secret and schema once
         db_path = database_path(self.cfg)
         if self.cfg.smtp.enabled:
             from mailbot.sources.smtp import Listener
 
-            self.listener = Listener(self.cfg, db_path, self.inbound_ready.set)
-            self.listener.start()
+            listener = Listener(self.cfg, db_path, self.inbound_ready.set)
+            try:
+                listener.start()
+            except OSError as exc:  # taken port, foreign address, no privileges
+                listener.abandon()
+                host, port = self.cfg.smtp.host, self.cfg.smtp.port
+                problem = preflight.bind_problem(host, port, exc)
+                raise ConfigError(
+                    [f"{self.cfg.path.name}: [inbound.smtp] listen: {problem}"]
+                ) from exc
+            self.listener = listener
             log.info(
                 "listening",
                 extra={
@@ -226,4 +241,4 @@ class Daemon:
 
 def serve(cfg: Config) -> int:
     logs.setup()
-    return Daemon(cfg).serve()
+    return Daemon(cfg).serve()  # a ConfigError from start() is the CLI's to print
