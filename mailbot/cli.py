@@ -170,14 +170,25 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
     return _listing(cfg, lambda ctx: views.outbox(ctx, status=args.status), columns, args.json)
 
 
+def _inbound_rows(ctx: Context, status: str | None, as_json: bool) -> list[dict]:
+    rows = views.inbound(ctx, status)
+    if not as_json:  # the table cuts at 60 characters: keep a file's name, not its directory
+        for row in rows:
+            if len(row["origin"]) > 60:
+                row["origin"] = "…" + row["origin"][-59:]
+    return rows
+
+
 def cmd_quarantine(args: argparse.Namespace, cfg: Config) -> int:
     columns = ("id", "received_at", "origin", "attempts", "message_id", "reason")
-    return _listing(cfg, lambda ctx: views.inbound(ctx, "quarantined"), columns, args.json)
+    fetch = lambda ctx: _inbound_rows(ctx, "quarantined", args.json)  # noqa: E731
+    return _listing(cfg, fetch, columns, args.json)
 
 
 def cmd_inbound(args: argparse.Namespace, cfg: Config) -> int:
     columns = ("id", "received_at", "origin", "status", "ticket", "message_id", "reason")
-    return _listing(cfg, lambda ctx: views.inbound(ctx, args.status), columns, args.json)
+    fetch = lambda ctx: _inbound_rows(ctx, args.status, args.json)  # noqa: E731
+    return _listing(cfg, fetch, columns, args.json)
 
 
 def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
