@@ -50,8 +50,12 @@ def warnings(cfg: Config) -> list[str]:
                 "first_response",
                 f"warning: {first} is {hours:g} business hours, counted inside opening hours"
                 f" ({cfg.hours.opens:%H:%M}–{cfg.hours.closes:%H:%M}): {days:.3g} business days."
-                f' Write "{round(hours / 24) or 1} business days" if you meant'
-                f" {hours:g} hours on the clock.",
+                + (
+                    f' Write "{hours / 24:g} business days" if you meant {hours:g} hours'
+                    " on the clock."
+                    if hours % 24 == 0
+                    else ""
+                ),
             )
         )
     return found

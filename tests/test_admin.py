@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import load
-from tests.daemon_helpers import daemon_settings
+from tests.daemon_helpers import InProcessDaemon, daemon_settings
 from tests.helpers import ROOT, Mailbot, make_mail, write_config
 from tests.servers import free_port
 
@@ -194,6 +195,16 @@ def test_business_hours_that_add_up_to_days_warn_but_pass(tmp_path: Path, capsys
     assert warning.startswith("config.toml: [sla] first_response: warning: 48h is 48 business")
     assert "(08:00–18:00): 4.8 business days" in warning and '"2 business days"' in warning
     assert ok.startswith(f"{config}: OK")
+
+
+def test_daemon_logs_config_warnings_at_start(tmp_path: Path, caplog) -> None:
+    settings = daemon_settings(**{"sla.first_response": '"40h"'})
+    running = InProcessDaemon(tmp_path, settings)
+    with caplog.at_level(logging.WARNING, logger="mailbot"):
+        running.start()
+    running.stop()
+    [record] = [r for r in caplog.records if r.getMessage() == "config"]
+    assert "40 business hours" in record.problem and "4 business days" in record.problem
 
 
 def test_secret_file_from_systemd_credentials(tmp_path: Path, monkeypatch) -> None:
