@@ -149,12 +149,15 @@ class Daemon:
         if self.cfg.smtp.enabled:
             from mailbot.sources.smtp import Listener
 
+            host, port = self.cfg.smtp.host, self.cfg.smtp.port
+            problem = preflight.port_problem(host, port)
+            if problem:
+                raise ConfigError([f"{self.cfg.path.name}: [inbound.smtp] listen: {problem}"])
             listener = Listener(self.cfg, db_path, self.inbound_ready.set)
             try:
                 listener.start()
-            except OSError as exc:  # taken port, foreign address, no privileges
+            except OSError as exc:  # taken meanwhile, or no privileges
                 listener.abandon()
-                host, port = self.cfg.smtp.host, self.cfg.smtp.port
                 problem = preflight.bind_problem(host, port, exc)
                 raise ConfigError(
                     [f"{self.cfg.path.name}: [inbound.smtp] listen: {problem}"]

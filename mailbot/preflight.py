@@ -100,6 +100,24 @@ def listen_problem(host: str, port: int) -> str | None:
     return None
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why host:port cannot be listened on right now (taken, say), or None.
+
+    Only for `run`, just before the listener starts: aiosmtpd reports a failed bind only after
+    its ready timeout (seconds); binding here first (with SO_REUSEADDR, as asyncio does) says
+    at once.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as exc:
+        return bind_problem(host, port, exc)
+    return None
+
+
 def bind_problem(host: str, port: int, exc: BaseException) -> str:
     """The one line an admin reads when binding host:port failed."""
     where = f"{host}:{port}"
