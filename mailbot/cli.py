@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -37,13 +38,26 @@ def _table(rows: list[dict], columns: Sequence[str], note: str | None = None) ->
 
 
 def _context(cfg: Config) -> Context:
+    """The store for a command; an unusable data_dir is a config error, not a traceback."""
+    from mailbot.preflight import data_dir_problem
+
+    problem = data_dir_problem(cfg.mailbot.data_dir)
+    if problem:
+        raise ConfigError([f"{cfg.path.name}: [mailbot] data_dir: {problem}"])
     return open_context(cfg)
 
 
 def cmd_check_config(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import preflight
+
+    problems = preflight.problems(cfg)
+    for line in [*problems, *preflight.warnings(cfg)]:
+        print(line)
+    if problems:
+        print(f"{cfg.path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
     print(
-        f"{cfg.path.name}: OK ({len(cfg.agents)} agents,"
-        f" languages {', '.join(cfg.mailbot.languages)})"
+        f"{cfg.path}: OK ({len(cfg.agents)} agents, languages {', '.join(cfg.mailbot.languages)})"
     )
     return 0
 
@@ -82,6 +96,10 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
             return 2
         new, known = import_paths(ctx.store, args.paths, no_replies=args.no_replies)
         counts = process_pending(ctx)
+    except KeyboardInterrupt:
+        # Each message is committed on its own: what is stored stays, and is known next time.
+        print("mailbot import: interrupted; run again to continue", file=sys.stderr)
+        return 130
     finally:
         ctx.close()
     print(
@@ -190,15 +208,38 @@ TICKET_COLUMNS = ("id", "status", "priority", "language", "topic", "requester", 
 
 
 def cmd_tickets(args: argparse.Namespace, cfg: Config) -> int:
-    if args.json:
-        return _listing(cfg, lambda ctx: views.tickets(ctx, status=args.status), (), True)
+    from mailbot.pipeline.commands import find_agent
+
+    assignee = topic = None
+    if args.assignee:
+        agent = find_agent(cfg, args.assignee)
+        assignee = agent.email if agent else args.assignee if "@" in args.assignee else None
+        if assignee is None:
+            names = ", ".join(a.name for a in cfg.agents)
+            print(f"mailbot tickets: no agent {args.assignee!r} (agents: {names})", file=sys.stderr)
+            return 2
+    if args.topic:
+        found = cfg.find_topic(args.topic)
+        if found is None:
+            names = ", ".join(t.name for t in cfg.topics)
+            print(f"mailbot tickets: no topic {args.topic!r} (topics: {names})", file=sys.stderr)
+            return 2
+        topic = found.name
+
+    def fetch(ctx: Context) -> list[dict]:
+        rows = views.tickets(
+            ctx,
+            status=args.status,
+            assignee=assignee,
+            topic=topic,
+            overdue_at=datetime.now(UTC) if args.overdue else None,
+            limit=args.limit,
+        )
+        return rows if args.json else [views.short_times(t) for t in rows]
+
     several = len(cfg.mailboxes) > 1  # which support address, when there are several
-    return _listing(
-        cfg,
-        lambda ctx: [views.short_times(t) for t in views.tickets(ctx, status=args.status)],
-        (*TICKET_COLUMNS[:-1], "mailbox", TICKET_COLUMNS[-1]) if several else TICKET_COLUMNS,
-        False,
-    )
+    columns = (*TICKET_COLUMNS[:-1], "mailbox", TICKET_COLUMNS[-1]) if several else TICKET_COLUMNS
+    return _listing(cfg, fetch, columns, args.json)
 
 
 def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
@@ -238,20 +279,20 @@ def _outbox_action(args: argparse.Namespace, cfg: Config) -> int:
     outbox, done, refused = ctx.store.outbox, [], ""
     try:
         with ctx.store.atomic():
-            for row_id in outbox.ids("failed") if args.failed else [args.id]:
-                row = outbox.get(row_id)
+            for rid in outbox.ids("failed") if args.failed else [args.id]:
+                row = outbox.get(rid)
                 if args.action == "retry":
-                    changed = row is not None and outbox.requeue(row_id, now)
+                    changed = row is not None and outbox.requeue(rid, now)
                 else:
-                    changed = row is not None and outbox.cancel(row_id)
+                    changed = row is not None and outbox.cancel(rid)
                 if row is None or not changed:
                     refused = f"it is {row['status']}" if row is not None else "no such message"
                     continue
-                done.append(row_id)
+                done.append(rid)
                 what = "queued again" if args.action == "retry" else "cancelled"
                 ctx.store.events.add(
                     f"outbox-{args.action}",
-                    f"{row['template']} to {row['to_addr']} (outbox {row_id}) {what} by an admin",
+                    f"{row['template']} to {row['to_addr']} (outbox {rid}) {what} by an admin",
                     at=now,
                     ticket_id=row["ticket_id"],
                     actor="admin",
@@ -272,14 +313,25 @@ def _outbox_action(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _inbound_rows(ctx: Context, status: str | None, as_json: bool) -> list[dict]:
+    rows = views.inbound(ctx, status)
+    if not as_json:  # the table cuts at 60 characters: keep a file's name, not its directory
+        for row in rows:
+            if len(row["origin"]) > 60:
+                row["origin"] = "…" + row["origin"][-59:]
+    return rows
+
+
 def cmd_quarantine(args: argparse.Namespace, cfg: Config) -> int:
-    columns = ("id", "received_at", "source", "attempts", "message_id", "reason")
-    return _listing(cfg, lambda ctx: views.inbound(ctx, "quarantined"), columns, args.json)
+    columns = ("id", "received_at", "origin", "attempts", "message_id", "reason")
+    fetch = lambda ctx: _inbound_rows(ctx, "quarantined", args.json)  # noqa: E731
+    return _listing(cfg, fetch, columns, args.json)
 
 
 def cmd_inbound(args: argparse.Namespace, cfg: Config) -> int:
-    columns = ("id", "received_at", "source", "status", "ticket", "message_id", "reason")
-    return _listing(cfg, lambda ctx: views.inbound(ctx, args.status), columns, args.json)
+    columns = ("id", "received_at", "origin", "status", "ticket", "message_id", "reason")
+    fetch = lambda ctx: _inbound_rows(ctx, args.status, args.json)  # noqa: E731
+    return _listing(cfg, fetch, columns, args.json)
 
 
 def cmd_retry(args: argparse.Namespace, cfg: Config) -> int:
@@ -443,18 +495,43 @@ def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
     return _backup_command("verify", lambda: backup.verify(cfg))
 
 
+ROW_ID_MAX = 2**63 - 1  # SQLite's largest integer
+
+
+def row_id(text: str) -> int:
+    """An ID argument: a whole number SQLite can hold, else a clear usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= ROW_ID_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (1 to {ROW_ID_MAX})")
+    return value
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mailbot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description=__doc__)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="config file (default: $MAILBOT_CONFIG, then ./config.toml)",
-    )
+    config_help = "config file (default: $MAILBOT_CONFIG, then ./config.toml)"
+    parser.add_argument("--config", type=Path, default=None, help=config_help)
+    parser.add_argument("--version", action="version", version=f"mailbot {version()}")
+    # `--config` also after the command (`mailbot tickets --config …`); SUPPRESS keeps one
+    # given before the command when it is not repeated.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[after])
         p.set_defaults(func=func)
         return p
 
@@ -497,9 +574,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p = add("tickets", cmd_tickets, "list tickets")
     p.add_argument("--status", choices=("open", "pending", "closed"))
+    p.add_argument(
+        "--overdue", action="store_true", help="only tickets past their first-response due time"
+    )
+    p.add_argument("--assignee", metavar="AGENT", help="assigned to AGENT (email or name)")
+    p.add_argument("--topic", metavar="TOPIC", help="of TOPIC (any of its names)")
+    p.add_argument("--limit", type=row_id, metavar="N", help="at most N tickets")
     p.add_argument("--json", action="store_true")
     p = add("show", cmd_show, "one ticket with its messages and events")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=row_id)
     p.add_argument("--json", action="store_true")
     p = add(
         "outbox",
@@ -510,15 +593,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     retry = actions.add_parser("retry", help="send failed (or waiting) mail again, now")
-    retry.add_argument("id", type=int, nargs="?", metavar="ID")
+    retry.add_argument("id", type=row_id, nargs="?", metavar="ID")
     retry.add_argument("--failed", action="store_true", help="every failed message")
     cancel = actions.add_parser("cancel", help="drop a message that was not sent")
-    cancel.add_argument("id", type=int, metavar="ID")
+    cancel.add_argument("id", type=row_id, metavar="ID")
     cancel.set_defaults(failed=False)
     p = add("quarantine", cmd_quarantine, "mail that failed processing")
     p.add_argument("--json", action="store_true")
     p = add("retry", cmd_retry, "put a quarantined message back through the pipeline")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=row_id)
     p = add("inbound", cmd_inbound, "every stored inbound message and what became of it")
     p.add_argument(
         "--status", choices=("pending", "processed", "duplicate", "ignored", "quarantined")
@@ -529,10 +612,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_attachment,
         "the bytes of a stored attachment (its ID is in `show` and in agents' notifications)",
     )
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=row_id)
     p.add_argument("--out", type=Path, metavar="PATH", help="write to PATH, not standard output")
     p = add("raw", cmd_raw, "an inbound message exactly as it arrived (.eml)")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=row_id)
     p.add_argument("--out", type=Path, metavar="PATH", help="write to PATH, not standard output")
     p = add("report", cmd_report, "SLA compliance: answered in time, breached, response times")
     p.add_argument(
@@ -564,20 +647,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_module.load(args.config)
+        from mailbot import logs
+
+        # The daemon logs to stdout (journald): `run` sets that up; other commands log to
+        # stderr, so their output (--json) stays clean.
+        logs.setup(cfg, stream="stderr")
+        return args.func(args, cfg)
     except ConfigError as exc:
         # check-config reports on stdout (it is its output); other commands on stderr.
         stream = sys.stdout if args.command == "check-config" else sys.stderr
         for problem in exc.problems:
             print(problem, file=stream)
+        if args.command == "check-config":
+            path = Path(args.config or config_module.default_path()).absolute()
+            print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
-    from mailbot import logs
 
-    logs.setup(cfg, stream="stderr")  # the daemon logs to stdout (journald): `run` sets that up
-    return args.func(args, cfg)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `mailbot tickets | head`: the reader has what it wanted. Quiet, as `yes | head` is;
+        # stdout goes to /dev/null so the interpreter's last flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # killed by SIGPIPE, as shells report it
+    except KeyboardInterrupt:
+        print("mailbot: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tomllib
@@ -97,7 +98,7 @@ class Secret:
         if self.env:
             return os.environ.get(self.env)
         if self.file:
-            return self.file.read_text(encoding="utf-8").strip()
+            return credentials_path(self.file).read_text(encoding="utf-8").strip()
         return None
 
     def __repr__(self) -> str:  # never print the value, only where it comes from
@@ -361,6 +362,13 @@ def _int(value: Any, ctx: _Context) -> int:
     return value
 
 
+def _positive(value: Any, ctx: _Context) -> int:
+    value = _int(value, ctx)
+    if value < 1:
+        raise ValueError("must be at least 1 (0 would give up before the first attempt)")
+    return value
+
+
 def _float(value: Any, ctx: _Context) -> float:
     return float(_typed((int, float), "a number")(value, ctx))
 
@@ -396,11 +404,19 @@ def _addresses(value: Any, ctx: _Context) -> tuple[str, ...]:
     return tuple(_address(v, ctx) for v in _str_list(value, ctx))
 
 
+_DOMAIN_RE = re.compile(r"^@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}$")
+
+
 def _customers(value: Any, ctx: _Context) -> tuple[str, ...]:
     out = []
     for item in _str_list(value, ctx):
         item = item.strip().lower()
-        if item.startswith("@") and "." in item:
+        if item.startswith("@"):
+            if not _DOMAIN_RE.match(item):
+                raise ValueError(
+                    f"{item!r} can never match: give a whole domain such as '@example.pl'"
+                    " (no wildcards; a subdomain is listed on its own)"
+                )
             out.append(item)
         else:
             out.append(_address(item, ctx))
@@ -413,6 +429,32 @@ def _path(value: Any, ctx: _Context) -> Path:
 
 def _optional_path(value: Any, ctx: _Context) -> Path | None:
     return _path(value, ctx) if value else None
+
+
+# A secret file may live in systemd's credentials directory (LoadCredential=), known only to the
+# running service: `password_file = "${CREDENTIALS_DIRECTORY}/imap-password"`.
+CREDENTIALS = "${CREDENTIALS_DIRECTORY}"
+
+
+def credentials_path(path: Path) -> Path:
+    """`path` with a leading ${CREDENTIALS_DIRECTORY} replaced by the environment's value."""
+    text = str(path)
+    if not text.startswith(CREDENTIALS):
+        return path
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise FileNotFoundError(
+            errno.ENOENT, "CREDENTIALS_DIRECTORY is not set (only under systemd's LoadCredential=)"
+        )
+    return Path(directory) / text[len(CREDENTIALS) :].lstrip("/")
+
+
+def _secret_path(value: Any, ctx: _Context) -> Path | None:
+    """A password file: relative to the config, or under ${CREDENTIALS_DIRECTORY}."""
+    text = _str(value, ctx)
+    if text.startswith(CREDENTIALS):
+        return Path(text)  # expanded when read: the directory exists only inside the service
+    return _path(text, ctx) if text else None
 
 
 def _timezone(value: Any, ctx: _Context) -> ZoneInfo:
@@ -556,6 +598,8 @@ def _listen(value: Any, ctx: _Context) -> tuple[str, int]:
     host, sep, port = _str(value, ctx).rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is not a valid port (1–65535)")
     return host.strip("[]"), int(port)
 
 
@@ -607,7 +651,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "contact_forms": (_addresses, []),
         "trusted_authserv_ids": (_str_list, []),
         "reopen_days": (_int, 14),
-        "max_attempts": (_int, 3),
+        "max_attempts": (_positive, 3),
     },
     "inbound.smtp": {
         "enabled": (_bool, True),
@@ -623,7 +667,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "cafile": (_optional_path, ""),
         "username": (_str, ""),
         "password_env": (_str, ""),
-        "password_file": (_optional_path, ""),
+        "password_file": (_secret_path, ""),
         "auth": (_choice("password", "oauth2"), "password"),
         "folder": (_str, "INBOX"),
         "processed_folder": (_str, ""),
@@ -640,12 +684,12 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "cafile": (_optional_path, ""),
         "username": (_str, ""),
         "password_env": (_str, ""),
-        "password_file": (_optional_path, ""),
+        "password_file": (_secret_path, ""),
         "auth": (_choice("password", "oauth2"), "password"),
         "envelope_from": (_optional_address, ""),
         "auto_envelope_from": (_envelope, ""),
         "timeout": (_float, 30.0),
-        "max_attempts": (_int, 10),  # no longer read (see queue_lifetime); old configs load
+        "max_attempts": (_positive, 10),  # no longer read (see queue_lifetime); old configs load
         "queue_lifetime": (_timespan, "5 days"),
         "footer": (_str, ""),
     },
@@ -699,12 +743,12 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "tenant": (_str, ""),
         "client_id": (_str, ""),
         "client_secret_env": (_str, ""),
-        "client_secret_file": (_optional_path, ""),
+        "client_secret_file": (_secret_path, ""),
         "certificate_file": (_optional_path, ""),
         "service_account_file": (_optional_path, ""),
         "token_url": (_str, ""),
         "refresh_token_env": (_str, ""),
-        "refresh_token_file": (_optional_path, ""),
+        "refresh_token_file": (_secret_path, ""),
         "scopes": (_str_list, []),
         "authority": (_str, "https://login.microsoftonline.com"),
         "cafile": (_optional_path, ""),
@@ -813,6 +857,7 @@ def load(path: Path | str | None = None) -> Config:
             items = []
         arrays[name] = [loader.section(f"{name}.{i}", item, schema) for i, item in enumerate(items)]
     _check_semantics(loader, values, arrays)
+    _check_consistency(loader, values, arrays)
     if loader.problems:
         raise ConfigError(loader.problems)
     return _build(path, values, arrays)
@@ -915,11 +960,68 @@ def folder_key(folder: str) -> str:
     return "INBOX" if folder.upper() == "INBOX" else folder
 
 
+def _check_consistency(loader: _Loader, values: dict, arrays: dict) -> None:
+    """Mistakes that load fine one key at a time: duplicates, orderings, unknown regions."""
+    seen: dict[str, int] = {}
+    for i, agent in enumerate(arrays["agents"]):
+        email = agent.get("email")
+        if email in seen:
+            loader.problem(f"agents.{i}", "email", f"{email} is also agents.{seen[email]}")
+        seen.setdefault(email, i)
+    served: dict[str, int] = {}
+    for i, manager in enumerate(arrays["managers"]):
+        for customer in manager.get("customers", ()):
+            if customer in served and served[customer] != i:
+                also = f"{customer} is also a customer of managers.{served[customer]}"
+                loader.problem(f"managers.{i}", "customers", also)
+            served.setdefault(customer, i)
+    hours = values["hours"]
+    if hours.get("subdivision") and hours.get("holidays"):
+        import holidays
+
+        country = hours["holidays"]
+        known = holidays.list_supported_countries().get(country, [])
+        if hours["subdivision"] not in known:
+            choices = f"one of {', '.join(known)}" if known else f'"" ({country} has none)'
+            loader.problem(
+                "hours",
+                "subdivision",
+                f"unknown subdivision {hours['subdivision']!r} of {country}; use {choices}",
+            )
+    sla = values["sla"]
+    if "first_response" in sla and "open" in hours and "close" in hours:
+        day = (hours["close"].hour - hours["open"].hour) * 3600 + (
+            hours["close"].minute - hours["open"].minute
+        ) * 60
+
+        def length(duration: Duration) -> int:
+            return duration.business_days * day + duration.seconds
+
+        first = sla["first_response"]
+        for warn in sla.get("warn_before", ()):
+            if length(warn) >= length(first):
+                loader.problem(
+                    "sla",
+                    "warn_before",
+                    f"{warn} is not shorter than first_response ({first}):"
+                    " the warning would come at or before arrival",
+                )
+    urgent = values["urgent"]
+    warn, limit = urgent.get("abuse_warn"), urgent.get("abuse_limit")
+    if warn and limit and limit < warn:
+        loader.problem(
+            "urgent",
+            "abuse_limit",
+            f"{limit} is below abuse_warn ({warn}): customers would lose"
+            " the manager before being warned",
+        )
+
+
 def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> None:
     env, file = sec.get("password_env"), sec.get("password_file")
     if env and file:
         loader.problem(section, "password_env", "give password_env or password_file, not both")
-    if file:
+    if file and not str(file).startswith(CREDENTIALS):
         try:
             file.read_text(encoding="utf-8")
         except OSError as exc:

@@ -180,8 +180,14 @@ class Daemon:
         self.threads.append(thread)
 
     def start(self) -> None:
-        from mailbot import scheduler
+        """Open the store and the sources; ConfigError (one line each) when they cannot be."""
+        from mailbot import preflight, scheduler
 
+        problems = preflight.problems(self.cfg)
+        if problems:
+            raise ConfigError(problems)
+        for warning in preflight.warnings(self.cfg):
+            log.warning("config", extra={"problem": warning})
         # One daemon per data directory; `restore` refuses while we hold it.
         try:
             self.lock = datalock.acquire(self.cfg.mailbot.data_dir)
@@ -206,8 +212,20 @@ class Daemon:
         if self.cfg.smtp.enabled:
             from mailbot.sources.smtp import Listener
 
-            self.listener = Listener(self.cfg, db_path, self.inbound_ready.set)
-            self.listener.start()
+            host, port = self.cfg.smtp.host, self.cfg.smtp.port
+            problem = preflight.port_problem(host, port)
+            if problem:
+                raise ConfigError([f"{self.cfg.path.name}: [inbound.smtp] listen: {problem}"])
+            listener = Listener(self.cfg, db_path, self.inbound_ready.set)
+            try:
+                listener.start()
+            except OSError as exc:  # taken meanwhile, or no privileges
+                listener.abandon()
+                problem = preflight.bind_problem(host, port, exc)
+                raise ConfigError(
+                    [f"{self.cfg.path.name}: [inbound.smtp] listen: {problem}"]
+                ) from exc
+            self.listener = listener
             beats.register("smtp", self.hung_after)
             log.info(
                 "listening",
@@ -398,4 +416,4 @@ class Daemon:
 
 def serve(cfg: Config) -> int:
     logs.setup(cfg)
-    return Daemon(cfg).serve()
+    return Daemon(cfg).serve()  # a ConfigError from start() is the CLI's to print

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from sqlite3 import Row
 from typing import Any
 
@@ -38,8 +40,47 @@ def ticket_doc(ctx: Context, row: Row) -> dict[str, Any]:
     return doc
 
 
-def tickets(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    return [ticket_doc(ctx, row) for row in ctx.store.tickets.listing(status)]
+def tickets(
+    ctx: Context,
+    status: str | None = None,
+    *,
+    assignee: str | None = None,
+    topic: str | None = None,
+    overdue_at: datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Tickets in ID order; `overdue_at`: only those whose first response is overdue then."""
+    from mailbot.digest import sla_state
+
+    rows = ctx.store.tickets.filtered(status, assignee, topic)
+    if overdue_at is not None:
+        open_rows = (r for r in rows if r["status"] != "closed")
+        rows = [r for r in open_rows if sla_state(r, overdue_at).state == "overdue"]
+    return [ticket_doc(ctx, row) for row in rows[:limit]]
+
+
+def delivery_doc(ctx: Context, row: Row) -> dict[str, Any]:
+    """Where an outgoing message stands: queued, sent or failed."""
+    return {
+        "outbox": row["id"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": local_time(ctx, row["next_attempt_at"])
+        if row["status"] == "pending"
+        else None,
+        "sent_at": local_time(ctx, row["sent_at"]),
+        "last_error": row["last_error"],
+    }
+
+
+def delivery_text(delivery: dict[str, Any]) -> str:
+    """'sent at …', 'queued (attempt 2, next at …)' or 'failed: …'."""
+    if delivery["status"] == "sent":
+        return f"sent at {delivery['sent_at']}"
+    if delivery["status"] == "pending":
+        attempt = delivery["attempts"] + 1
+        return f"queued (attempt {attempt}, next at {delivery['next_attempt_at']})"
+    return f"{delivery['status']}: {delivery['last_error'] or 'no error recorded'}"
 
 
 def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
@@ -52,8 +93,10 @@ def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
         {"address": p["address"], "name": p["name"], "role": p["role"]}
         for p in store.participants.of_ticket(ticket_id)
     ]
+    outgoing = {r["id"]: r for r in store.outbox.of_ticket(ticket_id)}
     messages = []
     for m in store.messages.of_ticket(ticket_id):
+        sent = outgoing.get(m["outbox_id"]) if m["outbox_id"] else None
         messages.append(
             {
                 "id": m["id"],
@@ -67,6 +110,7 @@ def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
                 "text": m["text"],
                 "verified": bool(m["verified"]),
                 "created_at": local_time(ctx, m["created_at"]),
+                "delivery": delivery_doc(ctx, sent) if sent else None,
                 "attachments": [
                     {
                         "id": a["id"],
@@ -92,22 +136,31 @@ def show(ctx: Context, ticket_id: int) -> dict[str, Any] | None:
     return doc
 
 
+_SENT_RECORD = re.compile(r"^\((\S+) sent to (.+)\)$")
+
+
 def show_text(doc: dict[str, Any]) -> str:
     lines = [
         f"#{doc['id']} {doc['subject']}",
         f"  status {doc['status']}, priority {doc['priority']}, language {doc['language']},"
         f" topic {doc['topic'] or '-'}, assignee {doc['assignee'] or '-'}",
         f"  requester {doc['requester']}; created {doc['created_at']};"
-        f" first response due {doc['first_response_due']}, at {doc['first_response_at'] or '-'}",
+        f" first response due {doc['first_response_due'] or '-'},"
+        + (f" answered at {doc['first_response_at']}" if doc["first_response_at"] else " not yet"),
         "",
     ]
     for m in doc["messages"]:
         flag = "" if m["verified"] else " UNVERIFIED"
         raw = f" (mailbot raw {m['inbound']})" if m["inbound"] else ""
+        delivery = m.get("delivery")
+        state = f" [{delivery_text(delivery)}]" if delivery else ""
+        text = m["text"]
+        if delivery and delivery["status"] != "sent":
+            text = _SENT_RECORD.sub(r"(\1 to \2)", text)  # "(ack sent to …)" is not true yet
         lines.append(
-            f"--- {m['created_at']} {m['direction']} {m['kind']}{flag} from {m['from']}{raw}"
+            f"--- {m['created_at']} {m['direction']} {m['kind']}{flag} from {m['from']}{raw}{state}"
         )
-        lines.extend("    " + line for line in m["text"].splitlines())
+        lines.extend("    " + line for line in text.splitlines())
         lines.extend(
             f"    [attachment {a['id']}] {a['filename']} ({a['size']} bytes)"
             for a in m["attachments"]
@@ -152,6 +205,7 @@ def inbound(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             "received_at": local_time(ctx, r["received_at"]),
             "source": r["source"],
             "source_ref": r["source_ref"],
+            "origin": origin(r),
             "envelope_from": r["envelope_from"],
             "message_id": r["message_id"],
             "size": r["size"],
@@ -164,6 +218,17 @@ def inbound(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
         }
         for r in ctx.store.inbound.listing(status)
     ]
+
+
+def origin(row: Row) -> str:
+    """Where an inbound message came from, for a person: file, IMAP folder and UID, or SMTP."""
+    source, ref, sender = row["source"], row["source_ref"], row["envelope_from"]
+    if source == "imap" and ref and ref.count(";") == 2:
+        folder, _, uid = ref.split(";")
+        return f"imap {folder} UID {uid}"
+    if source in ("smtp", "lmtp"):
+        return f"{source} from <{sender or ''}>"
+    return f"{source} {ref}" if ref else source
 
 
 def short_times(doc: dict[str, Any]) -> dict[str, Any]:

@@ -123,6 +123,12 @@ class Listener(Controller):
         server_class = LMTP if self.protocol == "lmtp" else SMTP
         return server_class(self.handler, **self.SMTP_kwargs)
 
+    def abandon(self) -> None:
+        """Clean up after start() failed (nothing is listening): no thread or loop left behind."""
+        self.intake.close()
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
+
     def stop(self, no_assert: bool = False) -> None:
         super().stop(no_assert=no_assert)
         self.intake.close()

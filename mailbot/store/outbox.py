@@ -107,6 +107,9 @@ class Outbox(Queries):
         assert row is not None
         return int(row[0]), int(row[1])
 
+    def of_ticket(self, ticket_id: int) -> list[Row]:
+        return self.store.all("SELECT * FROM outbox WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+
     def listing(self, status: str | None = None) -> list[Row]:
         if status:
             return self.store.all("SELECT * FROM outbox WHERE status = ? ORDER BY id", (status,))

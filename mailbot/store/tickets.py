@@ -32,6 +32,17 @@ class Tickets(Queries):
             return self.store.all("SELECT * FROM tickets WHERE status = ? ORDER BY id", (status,))
         return self.store.all("SELECT * FROM tickets ORDER BY id")
 
+    def filtered(
+        self, status: str | None = None, assignee: str | None = None, topic: str | None = None
+    ) -> list[Row]:
+        """Tickets by status, assignee (email) and topic (its `name`); None matches any."""
+        return self.store.all(
+            "SELECT * FROM tickets WHERE (:status IS NULL OR status = :status)"
+            " AND (:assignee IS NULL OR lower(assignee) = lower(:assignee))"
+            " AND (:topic IS NULL OR topic = :topic) ORDER BY id",
+            {"status": status, "assignee": assignee, "topic": topic},
+        )
+
     def created_since(self, since: datetime | None) -> list[Row]:
         if since is None:
             return self.listing()
