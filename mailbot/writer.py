@@ -79,7 +79,7 @@ class _Writing:
                     kind,
                     detail,
                     at=now,
-                    ticket_id=ticket_id,
+                    ticket_id=decision.ticket_id or ticket_id,
                     inbound_id=self.plan.inbound_id,
                     actor=actor,
                 )
