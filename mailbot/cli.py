@@ -12,7 +12,7 @@ from pathlib import Path
 from mailbot import config as config_module
 from mailbot import views
 from mailbot.config import Config, ConfigError
-from mailbot.context import Context, open_context
+from mailbot.context import Context, DatabaseUnusable, open_context
 
 Command = Callable[[argparse.Namespace, Config], int]
 
@@ -47,14 +47,14 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from mailbot import daemon
 
     if args.once:
-        ctx = _context(cfg)
+        ctx = open_context(cfg, new_database=args.new_database, check=True)
         try:
             summary = daemon.run_once(ctx)
         finally:
             ctx.close()
         print(summary)
         return 0
-    return daemon.serve(cfg)
+    return daemon.serve(cfg, args.new_database)
 
 
 def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
@@ -272,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="process everything pending (inbound, due timers, outbox) and exit",
     )
+    p.add_argument(
+        "--new-database",
+        action="store_true",
+        help="start with a new, empty database where the old one is missing or empty"
+        " (tokens in mail sent before no longer act)",
+    )
     add("check-config", cmd_check_config, "validate config and templates")
     p = add(
         "import", cmd_import, "feed .eml files, mbox files or Maildir folders through the pipeline"
@@ -338,7 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=stream)
         return 1
-    return args.func(args, cfg)
+    try:
+        return args.func(args, cfg)
+    except DatabaseUnusable as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ def run_once(ctx: Context, now: datetime | None = None) -> str:
 
 
 class Daemon:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, new_database: bool = False) -> None:
         self.cfg = cfg
+        self.new_database = new_database  # start even where a lost database was (--new-database)
         self.stop = threading.Event()
         self.inbound_ready = threading.Event()
         self.outbox_ready = threading.Event()
@@ -138,7 +139,9 @@ class Daemon:
     def start(self) -> None:
         from mailbot import scheduler
 
-        open_context(self.cfg).close()  # creates the data dir, secret and schema once
+        # Creates the data dir, secret and schema once; refuses a lost or damaged database
+        # before anything listens, so no mail is answered 250 that the worker cannot process.
+        open_context(self.cfg, new_database=self.new_database, check=True).close()
         db_path = database_path(self.cfg)
         if self.cfg.smtp.enabled:
             from mailbot.sources.smtp import Listener
@@ -224,6 +227,6 @@ class Daemon:
         return 0
 
 
-def serve(cfg: Config) -> int:
+def serve(cfg: Config, new_database: bool = False) -> int:
     logs.setup()
-    return Daemon(cfg).serve()
+    return Daemon(cfg, new_database).serve()

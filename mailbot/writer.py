@@ -14,7 +14,7 @@ import json
 from sqlite3 import Row
 from typing import Any
 
-from mailbot import attachments, notices, references
+from mailbot import attachments, notices, references, tokens
 from mailbot.context import Context
 from mailbot.decisions import (
     AddParticipant,
@@ -61,7 +61,9 @@ class _Writing:
         store, now, ticket_id = self.ctx.store, self.plan.now, self.ticket_id
         match decision:
             case OpenTicket():
-                self.ticket_id = store.tickets.insert(new_ticket_columns(decision, now))
+                self.ticket_id = store.tickets.insert(
+                    {**new_ticket_columns(decision, now), "token_key": tokens.new_ticket_key()}
+                )
                 self._ticket = None
             case UpdateTicket(changes=changes):
                 assert ticket_id is not None
@@ -160,8 +162,10 @@ class _Writing:
         """Render the template into an outbox row with its final Message-ID."""
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
         context: dict[str, Any] = {}
+        ticket_key = None
         if self.ticket_id:
             ticket = self.ticket()
+            ticket_key = ticket["token_key"]
             if send.language not in self._contexts:  # an ack and two notifications share it
                 self._contexts[send.language] = notices.context(
                     ctx.cfg, ticket, send.language, store, now
@@ -174,7 +178,7 @@ class _Writing:
             only = send.attach_only
             attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
-        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to)
+        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to, ticket_key)
         row_id = store.outbox.insert(
             {
                 "ticket_id": self.ticket_id,

@@ -10,6 +10,7 @@ from mailbot.mail import authres
 from mailbot.mail.charsets import POLISH_LETTERS, fold
 from mailbot.mail.headers import addresses, header_values
 from mailbot.pipeline import Job, Loop, Quarantine, Sender, Step
+from mailbot.tokens import Token
 
 # Frequent short words per language; a message's language is the one whose words it uses most.
 STOPWORDS = {
@@ -215,13 +216,30 @@ def dmarc_pass(job: Job, address: str) -> str | None:
     return None
 
 
+def _fits(job: Job, token: Token) -> bool:
+    """Whether an agent's token belongs to the ticket of its number in this database.
+
+    The one read of the store in this step, for agents' tokens only: a ticket's key never
+    changes, so reading it before the write lock is safe.
+    """
+    if token.ticket_id == 0:  # a digest: about no ticket
+        return job.ctx.signer.fits(token, None)
+    exists, key = job.ctx.store.tickets.key(token.ticket_id)
+    return exists and job.ctx.signer.fits(token, key)
+
+
 def _agent_sender(job: Job, address: str, name: str) -> Sender:
     cfg, signer = job.ctx.cfg, job.ctx.signer
     agent = cfg.agent(address)
     assert agent is not None and job.parsed is not None
     for mid in (*job.parsed.in_reply_to, *job.parsed.references):
         token = signer.parse(mid)
-        if token and token.purpose == "agent" and signer.verify(token, address):
+        if (
+            token
+            and token.purpose == "agent"
+            and signer.verify(token, address)
+            and _fits(job, token)
+        ):
             return Sender(
                 "agent",
                 address,

@@ -43,10 +43,14 @@ def find_ticket(job: Job) -> ThreadMatch:
         # A bounce names the message that failed: that is the ticket it belongs to.
         referenced = (automatic.bounce.original_message_id, *referenced)
     referenced = tuple(dict.fromkeys(referenced))
+    # Our tokens for tickets of this database: a token for a ticket that got its number again
+    # (a new database, an older backup restored) does not fit the ticket's key.
     tokens = [
         (mid, t)
         for mid in referenced
-        if (t := signer.parse(mid)) and store.tickets.exists(t.ticket_id)
+        if (t := signer.parse(mid))
+        and (key := store.tickets.key(t.ticket_id))[0]
+        and signer.fits(t, key[1])
     ]
     for mid, token in tokens:
         # A token issued to staff acts only while its holder is an agent: once removed from
