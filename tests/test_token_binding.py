@@ -92,7 +92,7 @@ def _legacy_message_id(bot, ticket_id: int, purpose: str, to: str) -> str:
     """A Message-ID as mailbot signed it before tokens were bound (8-character nonce)."""
     signer: Signer = bot.ctx.signer
     nonce = "5f3a9c1e"
-    mac = signer._mac(ticket_id, purpose, to, nonce)
+    mac = signer._mac(ticket_id, purpose, to, nonce, None)
     return f"<mb.{ticket_id}.{purpose}.{nonce}.{mac}@4dustry.com>"
 
 
@@ -120,15 +120,21 @@ def test_tokens_issued_before_the_change_still_act_on_their_old_tickets(tmp_path
         bot.close()
 
 
-def test_new_tickets_get_their_own_key_and_our_mail_carries_it(bot) -> None:
+def test_each_ticket_has_its_own_key_and_our_message_ids_stay_one_line(bot) -> None:
     customer_mail(bot, subject="Dostawa")
     customer_mail(bot, subject="Faktura", sender="Ewa Nowak <ewa@klient.pl>")
     keys = [t["token_key"] for t in bot.tickets()]
-    assert len(set(keys)) == 2 and all(len(k) == 12 for k in keys)
+    assert len(set(keys)) == 2 and all(len(k) == 16 for k in keys)
     for m in bot.outbox():
         token = bot.ctx.signer.parse(m["Message-ID"])
         assert token is not None
-        assert token.nonce.startswith(keys[token.ticket_id - 1])
+        own, other = keys[token.ticket_id - 1], keys[2 - token.ticket_id]
+        assert bot.ctx.signer.verify(token, m["To"], own)
+        assert not bot.ctx.signer.verify(token, m["To"], other)
+    # The key is in the database, not in the token: the header is as short as before.
+    for path in (bot.cfg.outbound.path / "new").iterdir():
+        [line] = [x for x in path.read_bytes().split(b"\r\n") if x.startswith(b"Message-ID:")]
+        assert line.endswith(b"@4dustry.com>") and len(line) <= 78
 
 
 # -- a lost or damaged database ------------------------------------------------------------------

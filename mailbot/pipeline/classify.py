@@ -216,16 +216,17 @@ def dmarc_pass(job: Job, address: str) -> str | None:
     return None
 
 
-def _fits(job: Job, token: Token) -> bool:
-    """Whether an agent's token belongs to the ticket of its number in this database.
+def _verified(job: Job, token: Token, address: str) -> bool:
+    """Whether we issued the agent's token to this address, for the ticket of its number in
+    this database (`tokens`).
 
     The one read of the store in this step, for agents' tokens only: a ticket's key never
     changes, so reading it before the write lock is safe.
     """
-    if token.ticket_id == 0:  # a digest: about no ticket
-        return job.ctx.signer.fits(token, None)
-    exists, key = job.ctx.store.tickets.key(token.ticket_id)
-    return exists and job.ctx.signer.fits(token, key)
+    exists, key = (
+        (True, None) if token.ticket_id == 0 else job.ctx.store.tickets.key(token.ticket_id)
+    )
+    return exists and job.ctx.signer.verify(token, address, key)
 
 
 def _agent_sender(job: Job, address: str, name: str) -> Sender:
@@ -234,12 +235,7 @@ def _agent_sender(job: Job, address: str, name: str) -> Sender:
     assert agent is not None and job.parsed is not None
     for mid in (*job.parsed.in_reply_to, *job.parsed.references):
         token = signer.parse(mid)
-        if (
-            token
-            and token.purpose == "agent"
-            and signer.verify(token, address)
-            and _fits(job, token)
-        ):
+        if token and token.purpose == "agent" and _verified(job, token, address):
             return Sender(
                 "agent",
                 address,

@@ -43,21 +43,19 @@ def find_ticket(job: Job) -> ThreadMatch:
         # A bounce names the message that failed: that is the ticket it belongs to.
         referenced = (automatic.bounce.original_message_id, *referenced)
     referenced = tuple(dict.fromkeys(referenced))
-    # Our tokens for tickets of this database: a token for a ticket that got its number again
-    # (a new database, an older backup restored) does not fit the ticket's key.
+    # Our tokens for tickets that exist, with their keys: a token for a ticket that got its
+    # number again (a new database, an older backup restored) does not verify.
     tokens = [
-        (mid, t)
+        (mid, t, key[1])
         for mid in referenced
-        if (t := signer.parse(mid))
-        and (key := store.tickets.key(t.ticket_id))[0]
-        and signer.fits(t, key[1])
+        if (t := signer.parse(mid)) and (key := store.tickets.key(t.ticket_id))[0]
     ]
-    for mid, token in tokens:
+    for mid, token, ticket_key in tokens:
         # A token issued to staff acts only while its holder is an agent: once removed from
         # the config, their old notifications thread like anyone's quoted Message-ID.
         if token.purpose in STAFF_PURPOSES and not job.sender.agent:
             continue
-        if signer.verify(token, job.sender.address):
+        if signer.verify(token, job.sender.address, ticket_key):
             return ThreadMatch(token.ticket_id, f"reply token {mid}", "token")
     found = store.messages.ticket_by_message_ids(referenced)
     if found:
@@ -65,7 +63,7 @@ def find_ticket(job: Job) -> ThreadMatch:
     if job.sender.agent and tokens:
         # Mail from an agent's address with one of our tokens that does not verify: it goes to
         # that ticket, where the decide step keeps it as an unverified note.
-        mid, token = tokens[0]
+        mid, token, _ = tokens[0]
         return ThreadMatch(
             token.ticket_id, f"unverified token {mid} from an agent address", "agent-token"
         )
