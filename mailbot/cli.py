@@ -101,10 +101,11 @@ TICKET_COLUMNS = ("id", "status", "priority", "language", "topic", "requester", 
 def cmd_tickets(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         return _listing(cfg, lambda ctx: views.tickets(ctx, status=args.status), (), True)
+    several = len(cfg.mailboxes) > 1  # which support address, when there are several
     return _listing(
         cfg,
         lambda ctx: [views.short_times(t) for t in views.tickets(ctx, status=args.status)],
-        TICKET_COLUMNS,
+        (*TICKET_COLUMNS[:-1], "mailbox", TICKET_COLUMNS[-1]) if several else TICKET_COLUMNS,
         False,
     )
 
@@ -251,6 +252,56 @@ def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import stats
+
+    ctx = _context(cfg)
+    try:
+        doc = stats.build(ctx.store, datetime.now(UTC))
+    finally:
+        ctx.close()
+    if args.json:
+        _print_json(doc)
+    else:
+        print(stats.render(doc))
+    return 0
+
+
+def _backup_command(name: str, run: Callable[[], object]) -> int:
+    """Print what a backup command did and any problems; exit 1 when there were problems."""
+    from mailbot.backup import BackupError, Outcome
+
+    try:
+        outcome = run()
+    except BackupError as exc:
+        print(f"mailbot {name}: {exc}", file=sys.stderr)
+        return 1
+    assert isinstance(outcome, Outcome)
+    for line in outcome.lines:
+        print(line)
+    for problem in outcome.problems:
+        print(f"mailbot {name}: {problem}", file=sys.stderr)
+    return 1 if outcome.problems else 0
+
+
+def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import backup
+
+    return _backup_command("backup", lambda: backup.backup(cfg, args.path))
+
+
+def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import backup
+
+    return _backup_command("restore", lambda: backup.restore(cfg, args.path, force=args.force))
+
+
+def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import backup
+
+    return _backup_command("verify", lambda: backup.verify(cfg))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description=__doc__)
     parser.add_argument(
@@ -331,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
         "reset", help="forgive a customer: the manager is paged for them again"
     )
     reset.add_argument("address", metavar="ADDRESS")
+    p = add("stats", cmd_stats, "the figures of the metrics endpoint, read from the database")
+    p.add_argument("--json", action="store_true")
+    p = add("backup", cmd_backup, "consistent copy of database, attachments and secret (online)")
+    p.add_argument("path", type=Path, metavar="PATH", help="a new (or empty) directory")
+    p = add("restore", cmd_restore, "put a backup in place (the daemon must be stopped)")
+    p.add_argument("path", type=Path, metavar="PATH")
+    p.add_argument("--force", action="store_true", help="replace an existing database")
+    add("verify", cmd_verify, "database integrity; raw mail and attachments against SHA-256")
     return parser
 
 
@@ -344,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=stream)
         return 1
+    from mailbot import logs
+
+    logs.setup(cfg, stream="stderr")  # the daemon logs to stdout (journald): `run` sets that up
     try:
         return args.func(args, cfg)
     except DatabaseUnusable as exc:

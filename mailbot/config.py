@@ -66,6 +66,27 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class Mailbox:
+    """A support address customers write to: its own intake, sender name, language and topic."""
+
+    address: str
+    name: str
+    default_language: str
+    topic: str | None  # a new ticket's topic when no keyword matches (None: no topic)
+    folder: str  # the IMAP folder its mail arrives in (left out: the [inbound.imap] folder)
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    def receives(self, address: str) -> bool:
+        """Mail to `address` is mail to this mailbox: the address itself or a +tag variant."""
+        local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+        own_local, _, own_domain = self.address.rpartition("@")
+        return domain == own_domain and local.split("+", 1)[0] == own_local
+
+
+@dataclass(frozen=True)
 class Secret:
     """Where a password comes from: an environment variable or a file, never the TOML."""
 
@@ -187,6 +208,23 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    host: str  # "" with port 0: no metrics endpoint
+    port: int
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class Logging:
+    level: str  # debug info warning error
+    format: str  # logfmt json
+    addresses: str  # full domain hash
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -202,6 +240,10 @@ class Config:
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
+    metrics: Metrics = Metrics("", 0)
+    logging: Logging = Logging("info", "logfmt", "domain")
+    # The support addresses, the [mailbot] address (the default mailbox) first; never empty.
+    mailboxes: tuple[Mailbox, ...] = ()
     _calendar: list[BusinessCalendar] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -227,6 +269,23 @@ class Config:
     @property
     def manager_window(self) -> DailyWindow:
         return DailyWindow.parse(self.urgent.manager_hours, self.tz)
+
+    def mailbox(self, address: str | None) -> Mailbox:
+        """The mailbox of this address (a ticket's stored mailbox), else the default one.
+
+        A mailbox removed from the config since leaves its tickets with the default one.
+        """
+        if address and len(self.mailboxes) > 1:
+            found = next((m for m in self.mailboxes if m.address == address), None)
+            if found:
+                return found
+        return self.mailboxes[0]
+
+    def mailbox_receiving(self, address: str) -> Mailbox | None:
+        """The mailbox that mail to `address` (or a +tag variant of it) is for, or None."""
+        address = address.strip().strip("<>").lower()
+        exact = next((m for m in self.mailboxes if m.address == address), None)
+        return exact or next((m for m in self.mailboxes if m.receives(address)), None)
 
     def agent(self, address: str) -> Agent | None:
         address = address.lower()
@@ -460,11 +519,20 @@ def _listen(value: Any, ctx: _Context) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _optional_listen(value: Any, ctx: _Context) -> tuple[str, int]:
+    """HOST:PORT, or "" for off (returned as ("", 0))."""
+    return _listen(value, ctx) if _str(value, ctx).strip() else ("", 0)
+
+
 def _language(value: Any, ctx: _Context) -> str:
     value = _str(value, ctx)
     if not re.fullmatch(r"[a-z]{2,3}", value):
         raise ValueError(f"not a language code: {value!r}")
     return value
+
+
+def _optional_language(value: Any, ctx: _Context) -> str:
+    return _language(value, ctx) if value else ""
 
 
 def _languages(value: Any, ctx: _Context) -> tuple[str, ...]:
@@ -575,6 +643,14 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "digest": (_digest_time, AT_OPENING),
         "attachments_max": (_size, "10 MB"),
     },
+    "metrics": {
+        "listen": (_optional_listen, ""),
+    },
+    "logging": {
+        "level": (_choice("debug", "info", "warning", "error"), "info"),
+        "format": (_choice("logfmt", "json"), "logfmt"),
+        "addresses": (_choice("full", "domain", "hash"), "domain"),
+    },
 }
 
 TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
@@ -594,6 +670,14 @@ TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
         "names": (_names, {}),
         "keywords": (_str_list, []),
         "agents": (_addresses, []),
+    },
+    # The [mailbot] section's values stand in for a mailbox's keys left out (_mailboxes).
+    "mailboxes": {
+        "address": (_address, REQUIRED),
+        "name": (_str, ""),
+        "default_language": (_optional_language, ""),
+        "topic": (_str, ""),
+        "folder": (_str, ""),
     },
 }
 
@@ -720,6 +804,48 @@ def _check_semantics(loader: _Loader, values: dict, arrays: dict) -> None:
                 also = f"{spelling!r} is also a name of topics.{taken[spelling]}"
                 loader.problem(f"topics.{i}", "names", also)
             taken.setdefault(spelling, i)
+    _check_mailboxes(loader, values, arrays, taken)
+
+
+def _check_mailboxes(loader: _Loader, values: dict, arrays: dict, topics: dict[str, int]) -> None:
+    """[[mailboxes]]: one entry per address, known languages and topics, folders of their own."""
+    mb, imap = values["mailbot"], values["inbound.imap"]
+    agents = {a.get("email") for a in arrays["agents"]}
+    addresses: dict[str, int] = {}
+    folders: dict[str, int] = {}
+    for i, box in enumerate(arrays["mailboxes"]):
+        section, address = f"mailboxes.{i}", box.get("address")
+        if address in addresses:
+            loader.problem(section, "address", f"{address} is also mailboxes.{addresses[address]}")
+        elif address:
+            addresses[address] = i
+        if address in agents:
+            loader.problem(section, "address", f"{address} is an agent's address")
+        language = box.get("default_language")
+        if language and language not in mb.get("languages", (language,)):
+            loader.problem(section, "default_language", f"{language} is not in [mailbot] languages")
+        topic = box.get("topic")
+        if topic and fold(" ".join(topic.split())) not in topics:
+            loader.problem(section, "topic", f"{topic!r} is not a name of any [[topics]] entry")
+        folder = box.get("folder")
+        if folder and folder == imap.get("processed_folder"):
+            loader.problem(
+                section, "folder", f"{folder!r} is [inbound.imap] processed_folder: mail moved"
+                " there would be read again"
+            )
+        elif folder and folder_key(folder) in folders:
+            loader.problem(
+                section, "folder", f"{folder!r} is also the folder of mailboxes."
+                f"{folders[folder_key(folder)]} (mailboxes sharing a folder leave folder out:"
+                " their mail is told apart by recipient)"
+            )
+        elif folder:
+            folders[folder_key(folder)] = i
+
+
+def folder_key(folder: str) -> str:
+    """IMAP folder names compare exactly, but INBOX in any case is the inbox (RFC 3501)."""
+    return "INBOX" if folder.upper() == "INBOX" else folder
 
 
 def _check_secret(loader: _Loader, section: str, sec: dict, required: bool) -> None:
@@ -745,6 +871,32 @@ def _notifications(values: dict, opens: time) -> Notifications:
     )
 
 
+def _mailboxes(
+    mb: dict, imap: dict, entries: list[dict], topics: tuple[Topic, ...]
+) -> tuple[Mailbox, ...]:
+    """The support addresses, the [mailbot] address first: listed in [[mailboxes]] or not,
+    it is the default mailbox. Keys left out take the [mailbot] and [inbound.imap] values."""
+
+    def topic(name: str) -> str | None:
+        wanted = fold(" ".join(name.split()))
+        return next((t.name for t in topics if wanted in t.spellings()), None) if name else None
+
+    boxes = [
+        Mailbox(
+            address=e["address"],
+            name=e["name"] or mb["name"],
+            default_language=e["default_language"] or mb["default_language"],
+            topic=topic(e["topic"]),
+            folder=e["folder"] or imap["folder"],
+        )
+        for e in entries
+    ]
+    default = next((b for b in boxes if b.address == mb["address"]), None) or Mailbox(
+        mb["address"], mb["name"], mb["default_language"], None, imap["folder"]
+    )
+    return (default, *(b for b in boxes if b is not default))
+
+
 def _build(path: Path, values: dict, arrays: dict) -> Config:
     mb, smtp, imap, out = (
         values["mailbot"],
@@ -754,6 +906,8 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
     )
     host, port = smtp.pop("listen")
     hours = values["hours"]
+    topics = tuple(Topic(**t) for t in arrays["topics"])
+    mailboxes = _mailboxes(mb, imap, arrays["mailboxes"], topics)
     return Config(
         path=path.resolve(),
         mailbot=MailbotSection(**mb),
@@ -779,5 +933,8 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         notifications=_notifications(values["notifications"], hours["open"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
-        topics=tuple(Topic(**t) for t in arrays["topics"]),
+        metrics=Metrics(*values["metrics"]["listen"]),
+        logging=Logging(**values["logging"]),
+        topics=topics,
+        mailboxes=mailboxes,
     )

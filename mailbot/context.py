@@ -96,6 +96,11 @@ def open_context(
     return Context(
         cfg=cfg,
         store=store,
-        signer=Signer(load_secret(data_dir), cfg.mailbot.domain, install_id),
+        signer=Signer(
+            load_secret(data_dir),
+            cfg.mailbot.domain,
+            tuple(m.domain for m in cfg.mailboxes),
+            install_id,
+        ),
         templates=templates_module.load(cfg.mailbot.templates),
     )

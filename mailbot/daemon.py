@@ -7,10 +7,17 @@ Threads and what wakes them:
 - the scheduler fires SLA and manager timers from the `timers` table.
 SIGTERM/SIGINT stop intake, let the worker finish the message in hand, and exit 0. SIGHUP
 reloads config and templates; a bad new config is reported and the old one kept.
+
+Every part beats (`mailbot.heartbeat`): the loops as they go round, the scheduler from a job on
+its own executor, the listener when its event loop and its storing thread answer a probe. The
+main loop pings the systemd watchdog only while every part's beat is fresh, so a hung part
+(not only a dead thread) gets the daemon restarted; STATUS= carries a one-line summary.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import signal
 import threading
@@ -21,14 +28,16 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
-from mailbot import logs, systemd
+from mailbot import datalock, logs, mailboxes, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
-from mailbot.context import Context, database_path, open_context
+from mailbot.context import Context, DatabaseUnusable, database_path, open_context
+from mailbot.heartbeat import Heartbeats
 from mailbot.outbox import deliver_due, make_transport, next_due
 from mailbot.worker import process_pending
 
 if TYPE_CHECKING:  # imported where used: aiosmtpd and APScheduler load only when needed
+    from mailbot.metrics import Metrics
     from mailbot.scheduler import TimerScheduler
     from mailbot.sources.smtp import Listener
 
@@ -36,6 +45,8 @@ log = logging.getLogger("mailbot")
 
 IDLE_WAIT = 5.0  # seconds a loop sleeps when nobody wakes it (a safety net, not the path)
 RETRY_WAIT = 0.5  # after a failed pass (e.g. a full disk), before trying again
+HUNG_AFTER = 60.0  # a part silent this long is hung: no more watchdog pings
+STATUS_EVERY = 10.0  # seconds between STATUS= updates (sooner when a part hangs or recovers)
 
 
 def run_once(ctx: Context, now: datetime | None = None) -> str:
@@ -56,6 +67,10 @@ def run_once(ctx: Context, now: datetime | None = None) -> str:
     )
 
 
+class CannotStart(Exception):
+    """The daemon cannot start (data directory in use, a port taken); the text says why."""
+
+
 class Daemon:
     def __init__(self, cfg: Config, new_database: bool = False) -> None:
         self.cfg = cfg
@@ -67,6 +82,30 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.listener: Listener | None = None
         self.scheduler: TimerScheduler | None = None
+        self.lock: int | None = None
+        self.metrics: Metrics | None = None
+        self.heartbeats = Heartbeats()
+        self.hung_after = HUNG_AFTER
+        self._hung: set[str] = set()
+        self._probe: concurrent.futures.Future[None] | None = None
+        self._status_ctx: Context | None = None
+        self._status_at = 0.0
+
+    @property
+    def beat_every(self) -> float:
+        """How often an idle part looks up to beat: well within `hung_after`."""
+        return min(IDLE_WAIT, self.hung_after / 3)
+
+    def _going(self, part: str) -> bool:
+        """True while the daemon runs; asking it is a sign of life of `part`."""
+        self.heartbeats.beat(part)
+        return not self.stop.is_set()
+
+    def _counted(self, ctx: Context) -> Context:
+        """Figures committed on this context go to the metrics (when they are served)."""
+        if self.metrics is not None:
+            ctx.store.tally.sink = self.metrics.record
+        return ctx
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -77,10 +116,10 @@ class Daemon:
             ctx.templates = templates_module.Templates(self.cfg.mailbot.templates)
 
     def worker_loop(self) -> None:
-        ctx = open_context(self.cfg, migrate=False)
+        ctx = self._counted(open_context(self.cfg, migrate=False))
         try:
-            while not self.stop.is_set():
-                self.inbound_ready.wait(IDLE_WAIT)
+            while self._going("worker"):
+                self.inbound_ready.wait(self.beat_every)
                 self.inbound_ready.clear()
                 self._refresh(ctx)
                 try:
@@ -88,7 +127,7 @@ class Daemon:
                     counts = process_pending(
                         ctx,
                         budget=0.02,
-                        should_stop=self.stop.is_set,
+                        should_stop=lambda: not self._going("worker"),
                         on_commit=self.outbox_ready.set,
                     )
                 except Exception:  # e.g. the disk is full: keep the daemon up, try again soon
@@ -104,24 +143,29 @@ class Daemon:
             ctx.close()
 
     def sender_loop(self) -> None:
-        ctx = open_context(self.cfg, migrate=False)
+        ctx = self._counted(open_context(self.cfg, migrate=False))
         transport = make_transport(ctx.cfg)  # kept open across passes: no reconnect per ack
         try:
-            while not self.stop.is_set():
+            while self._going("sender"):
                 if ctx.cfg is not self.cfg:
                     self._refresh(ctx)
                     transport.close()
                     transport = make_transport(ctx.cfg)
                 try:
-                    deliver_due(ctx, transport, datetime.now(UTC), should_stop=self.stop.is_set)
+                    deliver_due(
+                        ctx,
+                        transport,
+                        datetime.now(UTC),
+                        should_stop=lambda: not self._going("sender"),
+                    )
                 except Exception:
                     log.exception("outbox pass failed")
                     transport.close()
                     self.stop.wait(RETRY_WAIT)
                 due = next_due(ctx)
-                wait = IDLE_WAIT
+                wait = self.beat_every
                 if due is not None:
-                    wait = min(IDLE_WAIT, max(0.05, (due - datetime.now(UTC)).total_seconds()))
+                    wait = min(wait, max(0.05, (due - datetime.now(UTC)).total_seconds()))
                 if not self.outbox_ready.wait(wait):
                     transport.close()  # idle: don't hold the relay's connection open
                 self.outbox_ready.clear()
@@ -139,15 +183,40 @@ class Daemon:
     def start(self) -> None:
         from mailbot import scheduler
 
+        # One daemon per data directory; `restore` refuses while we hold it.
+        try:
+            self.lock = datalock.acquire(self.cfg.mailbot.data_dir)
+        except datalock.Locked as exc:
+            raise CannotStart(f"another mailbot uses this data directory ({exc})") from exc
         # Creates the data dir, secret and schema once; refuses a lost or damaged database
         # before anything listens, so no mail is answered 250 that the worker cannot process.
-        open_context(self.cfg, new_database=self.new_database, check=True).close()
+        try:
+            open_context(self.cfg, new_database=self.new_database, check=True).close()
+        except DatabaseUnusable as exc:
+            datalock.release(self.lock)
+            self.lock = None
+            raise CannotStart(str(exc)) from exc
         db_path = database_path(self.cfg)
+        if self.cfg.metrics.enabled:
+            from mailbot.metrics import Metrics
+
+            self.metrics = Metrics(db_path)
+            try:
+                self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+            except OSError as exc:
+                datalock.release(self.lock)
+                self.lock = None
+                raise CannotStart(
+                    f"[metrics] listen {self.cfg.metrics.host}:{self.cfg.metrics.port}:"
+                    f" {exc.strerror or exc}"
+                ) from exc
+        beats = self.heartbeats
         if self.cfg.smtp.enabled:
             from mailbot.sources.smtp import Listener
 
             self.listener = Listener(self.cfg, db_path, self.inbound_ready.set)
             self.listener.start()
+            beats.register("smtp", self.hung_after)
             log.info(
                 "listening",
                 extra={
@@ -158,11 +227,35 @@ class Daemon:
         if self.cfg.imap.enabled:
             from mailbot.sources.imap import ImapSource
 
-            source = ImapSource(self.cfg, db_path, self.inbound_ready.set, self.stop)
-            self._thread("imap", source.run)
+            # A connection per mailbox folder (IDLE watches the selected folder only); one,
+            # the [inbound.imap] folder, without [[mailboxes]].
+            folders = mailboxes.folders(self.cfg)
+            for folder in folders:
+                name = "imap" if len(folders) == 1 else f"imap {folder}"
+                source = ImapSource(
+                    self.cfg,
+                    db_path,
+                    self.inbound_ready.set,
+                    self.stop,
+                    folder,
+                    beat=beats.beater(name),
+                )
+                # Polls, reconnect back-off and 30 s socket timeouts may keep it quiet longer.
+                beats.register(name, self.hung_after + max(self.cfg.imap.poll_interval, 80.0))
+                self._thread(name, source.run)
+        for part in ("worker", "scheduler"):
+            beats.register(part, self.hung_after)
+        # One delivery to a slow relay may take a few of its socket timeouts.
+        beats.register("sender", self.hung_after + 3 * self.cfg.outbound.timeout)
         self._thread("worker", self.worker_loop)
         self._thread("sender", self.sender_loop)
-        self.scheduler = scheduler.TimerScheduler(self.cfg, self.outbox_ready.set)
+        self.scheduler = scheduler.TimerScheduler(
+            self.cfg,
+            self.outbox_ready.set,
+            sink=self.metrics.record if self.metrics else None,
+            on_alive=beats.beater("scheduler"),
+            alive_every=self.beat_every,
+        )
         self.scheduler.start()
         self.inbound_ready.set()  # mail stored while we were down
 
@@ -182,6 +275,14 @@ class Daemon:
         stuck = [t.name for t in self.threads if t.is_alive()]
         if stuck:
             log.warning("threads still busy at exit", extra={"threads": ",".join(stuck)})
+        if self.metrics is not None:
+            self.metrics.close()
+        if self._status_ctx is not None:
+            self._status_ctx.close()
+            self._status_ctx = None
+        if self.lock is not None:
+            datalock.release(self.lock)
+            self.lock = None
         log.info("stopped")
 
     def reload(self) -> None:
@@ -192,8 +293,11 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config", extra={"problem": problem})
         else:
-            if (new.smtp, new.imap) != (self.cfg.smtp, self.cfg.imap):
-                log.warning("listener/IMAP settings changed; they take effect after a restart")
+            restart_only = ("smtp", "imap", "metrics", "mailboxes")
+            if any(getattr(new, k) != getattr(self.cfg, k) for k in restart_only):
+                log.warning(
+                    "listener, IMAP, mailbox or metrics settings changed; restart to apply them"
+                )
             self.cfg = new
             if self.scheduler:
                 self.scheduler.reload(new)
@@ -211,22 +315,93 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
-        self.start()
+        try:
+            self.start()
+        except CannotStart as exc:
+            log.error("cannot start", extra={"problem": str(exc)})
+            return 1
         systemd.notify("READY=1")
         log.info("mailbot running", extra={"data_dir": str(self.cfg.mailbot.data_dir)})
-        ping = systemd.watchdog_interval()
         try:
-            while not self.stop.wait(min(ping or 1.0, 1.0)):
-                if self.reload_requested.is_set():
-                    self.reload_requested.clear()
-                    self.reload()
-                if ping and all(t.is_alive() for t in self.threads):
-                    systemd.notify("WATCHDOG=1")  # a dead worker means no ping: systemd restarts us
+            self.supervise()
         finally:
             self.shutdown()
         return 0
 
+    # -- watchdog --------------------------------------------------------------------------
+
+    def supervise(self) -> None:
+        """The main loop: reloads, and the watchdog round every second (or faster)."""
+        ping = systemd.watchdog_interval()
+        while not self.stop.wait(min(ping or 1.0, 1.0)):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            self.watch(ping)
+
+    def _probe_listener(self) -> None:
+        """Ask the listener's event loop to run its storing thread once; then it beats.
+
+        Only one probe is out at a time: a hung listener does not pile them up.
+        """
+        listener = self.listener
+        if listener is None or (self._probe is not None and not self._probe.done()):
+            return
+        loop = getattr(listener, "loop", None)
+        if loop is None or loop.is_closed():
+            return
+        intake = listener.intake
+
+        async def probe() -> None:
+            await intake.responds()
+            self.heartbeats.beat("smtp")
+
+        self._probe = asyncio.run_coroutine_threadsafe(probe(), loop)
+
+    def hung_parts(self) -> dict[str, str]:
+        """Parts that are dead or silent for too long, with what is known of each."""
+        hung = {part: f"silent for {age:.0f} s" for part, age in self.heartbeats.stale().items()}
+        hung |= {t.name: "thread ended" for t in self.threads if not t.is_alive()}
+        return hung
+
+    def watch(self, ping: float | None) -> None:
+        """One watchdog round: probe, ping systemd only while every part is alive, STATUS=."""
+        self._probe_listener()
+        hung = self.hung_parts()
+        if set(hung) != self._hung:
+            if hung:
+                log.error(
+                    "parts not responding: no watchdog pings",
+                    extra={"parts": ", ".join(f"{p} ({w})" for p, w in sorted(hung.items()))},
+                )
+            else:
+                log.info("every part responds again")
+            self._hung = set(hung)
+            self._status_at = 0.0  # tell systemd at once
+        if ping and not hung:
+            systemd.notify("WATCHDOG=1")
+        if systemd.enabled() and time.monotonic() - self._status_at >= STATUS_EVERY:
+            self._status_at = time.monotonic()
+            systemd.notify(f"STATUS={self.status_line(hung)}")
+
+    def status_line(self, hung: dict[str, str]) -> str:
+        """`queue 3, outbox 1 pending (0 failed), quarantine 0`, hung parts first."""
+        try:
+            if self._status_ctx is None:
+                self._status_ctx = open_context(self.cfg, migrate=False)
+            figures = self._status_ctx.store.stats.gauges(datetime.now(UTC))
+        except Exception as exc:  # the status must not take the main loop down
+            summary = f"figures unavailable: {exc}"
+        else:
+            summary = (
+                f"queue {figures['unanswered']}, outbox {figures['outbox_pending']} pending"
+                f" ({figures['outbox_failed']} failed), quarantine {figures['quarantined']}"
+            )
+        if hung:
+            return f"NOT RESPONDING: {', '.join(sorted(hung))}; {summary}"
+        return summary
+
 
 def serve(cfg: Config, new_database: bool = False) -> int:
-    logs.setup()
+    logs.setup(cfg)
     return Daemon(cfg, new_database).serve()

@@ -36,6 +36,7 @@ class OpenTicket:
     created_at: datetime
     first_response_due: datetime
     previous_ticket: int | None = None
+    mailbox: str | None = None  # the support address it came in through
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,7 @@ def _opened(ticket: OpenTicket, now: datetime) -> dict[str, Any]:
         "closed_at": None,
         "queued_notice_at": None,
         "previous_ticket": ticket.previous_ticket,
+        "mailbox": ticket.mailbox,
     }
 
 

@@ -22,35 +22,46 @@ from mailbot.store import Store
 
 
 def own_addresses(cfg: Config) -> set[str]:
-    return {cfg.mailbot.address, auto_envelope_from(cfg) or cfg.mailbot.address}
+    """Every support address ([[mailboxes]]) and the envelope senders of our mail from it."""
+    own = set()
+    for box in cfg.mailboxes:
+        own |= {box.address, auto_envelope_from(cfg, box.address) or box.address}
+    return own
 
 
 def automatic(msg: Message, cfg: Config) -> Automatic | None:
     """Why this inbound message was sent by a machine, or None for a person's mail."""
     return detect_automatic(
-        msg, own_domains=(cfg.mailbot.domain,), own_addresses=own_addresses(cfg)
+        msg,
+        own_domains=tuple(dict.fromkeys(box.domain for box in cfg.mailboxes)),
+        own_addresses=own_addresses(cfg),
     )
 
 
-def auto_envelope_from(cfg: Config) -> str:
-    """Envelope sender of our automatic mail: '' (null) or a dedicated bounce address."""
+def auto_envelope_from(cfg: Config, address: str | None = None) -> str:
+    """Envelope sender of our automatic mail from `address` (a mailbox; the [mailbot] address
+    when None): '' (null) or a dedicated bounce address."""
     configured = cfg.outbound.auto_envelope_from
     if configured == "<>":
         return ""
     if configured:
         return configured
-    local, _, domain = cfg.mailbot.address.partition("@")
+    local, _, domain = (address or cfg.mailbot.address).partition("@")
     return f"{local}+bounces@{domain}"
 
 
-def envelope_from(cfg: Config, auto_submitted: str | None) -> str:
+def envelope_from(cfg: Config, auto_submitted: str | None, address: str | None = None) -> str:
+    """Envelope sender of a mail from the mailbox `address` (None: the [mailbot] address)."""
     if auto_submitted:
-        return auto_envelope_from(cfg)
-    return cfg.outbound.envelope_from or cfg.mailbot.address
+        return auto_envelope_from(cfg, address)
+    return cfg.outbound.envelope_from or address or cfg.mailbot.address
 
 
 def outbound_headers(
-    cfg: Config, auto_submitted: str | None, importance: str | None = None
+    cfg: Config,
+    auto_submitted: str | None,
+    importance: str | None = None,
+    address: str | None = None,
 ) -> dict[str, str]:
     """Headers that keep robots from answering our automatic mail (RFC 3834 and practice).
 
@@ -69,7 +80,7 @@ def outbound_headers(
         headers["X-Auto-Response-Suppress"] = "All"  # Exchange/Outlook: no OOO, no receipts
         if auto_submitted == "auto-replied":
             headers["Precedence"] = "auto_reply"
-        headers["X-Loop"] = cfg.mailbot.address
+        headers["X-Loop"] = address or cfg.mailbot.address  # the mailbox it goes out from
     if importance == "high":
         headers.update({"Importance": "high", "X-Priority": "1 (Highest)", "Priority": "urgent"})
     return headers

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailbot import loops, references
 from mailbot.attachments import safe_filename
-from mailbot.config import Config
+from mailbot.config import Config, Mailbox
 from mailbot.decisions import Plan, Record, Send
 from mailbot.mail.charsets import fold
 from mailbot.store import RowLike, Store, from_db
@@ -100,6 +100,15 @@ def tag(cfg: Config, ticket_id: int) -> str:
     return f"[{cfg.mailbot.name} #{ticket_id}]"
 
 
+def mailbox(cfg: Config, ticket: RowLike) -> Mailbox:
+    """The support address a ticket came in through: mail about it goes out from there."""
+    try:
+        address = ticket["mailbox"]
+    except (KeyError, IndexError):  # a ticket row from before m010
+        address = None
+    return cfg.mailbox(address)
+
+
 def agent_name(cfg: Config, address: str | None) -> str:
     """An agent's configured name, else the address as given ('' for nobody)."""
     agent = cfg.agent(address) if address else None
@@ -140,9 +149,11 @@ def context(
     now: datetime | None = None,
 ) -> dict[str, object]:
     """What every template about a ticket may use (`store` and `now` make the SLA state true)."""
+    box = mailbox(cfg, ticket)
     return {
         "company": cfg.mailbot.name,
-        "address": cfg.mailbot.address,
+        "address": box.address,  # the customer's support address
+        "mailbox": box.address if len(cfg.mailboxes) > 1 else "",  # for staff, when several
         "tag": tag(cfg, ticket["id"]),
         "ticket": dict(ticket),
         "subject": ticket["subject"],
@@ -253,6 +264,7 @@ def to_customer(
     if refused:
         return refused
     parent, chain = references.customer_thread(plan, store)
+    box = mailbox(cfg, ticket)
     plan.add(
         Send(
             template=template,
@@ -264,7 +276,7 @@ def to_customer(
             references=chain,
             auto_submitted="auto-replied",  # caused by the customer's own message (RFC 3834)
             record=Record(
-                "system", f"({template} sent to {requester})", cfg.mailbot.address, cfg.mailbot.name
+                "system", f"({template} sent to {requester})", box.address, box.name
             ),
         )
     )

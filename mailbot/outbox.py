@@ -27,7 +27,7 @@ from mailbot import loops, retry
 from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.mail import compose
-from mailbot.store import to_db
+from mailbot.store import Store, from_db, to_db
 
 log = logging.getLogger("mailbot.outbox")
 
@@ -218,7 +218,7 @@ def deliver_due(
             data = compose.build(row, cfg, att_rows, original)
             transport.send(
                 delivery_key(row["id"], row["message_id"]),
-                loops.envelope_from(cfg, row["auto_submitted"]),
+                loops.envelope_from(cfg, row["auto_submitted"], compose.from_address(row, cfg)),
                 recipients,
                 data,
             )
@@ -233,6 +233,7 @@ def deliver_due(
                 row["id"],
                 {"status": "sent", "sent_at": to_db(now), "attempts": row["attempts"] + 1},
             )
+            _count_sent(store, row, now)
         report.sent += 1
         log.info(
             "sent",
@@ -243,6 +244,19 @@ def deliver_due(
             },
         )
     return report
+
+
+def _count_sent(store: Store, row: Row, now: datetime) -> None:
+    """For the metrics: one more sent, and for an ack the time since its ticket's mail came."""
+    tally = store.tally
+    if not tally.enabled:
+        return
+    tally.add("outgoing", row["template"], "sent")
+    if row["template"] == "ack" and row["ticket_id"]:
+        ticket = store.tickets.get(row["ticket_id"])
+        arrived = from_db(ticket["created_at"]) if ticket else None
+        if arrived is not None:
+            tally.add("ack_latency", value=max(0.0, (now - arrived).total_seconds()))
 
 
 def _record_failure(
@@ -259,6 +273,7 @@ def _record_failure(
         report.retried += 1
     with ctx.store.atomic():
         ctx.store.outbox.update(row["id"], values)
+        ctx.store.tally.add("outgoing", row["template"], "failed" if final else "deferred")
         if final:
             ctx.store.events.add(
                 "delivery-failed",

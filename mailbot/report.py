@@ -98,7 +98,8 @@ def _paused(
 
 
 def build(ctx: Context, now: datetime, since: date | None = None) -> dict[str, object]:
-    """The report as one document: totals, per language, per agent who answered first."""
+    """The report as one document: totals, per language, per agent who answered first, and
+    per mailbox when there are several support addresses."""
     store = ctx.store
     start = datetime.combine(since, time(0), tzinfo=ctx.cfg.tz) if since else None
     first_agent = store.messages.first_answerers()
@@ -106,13 +107,15 @@ def build(ctx: Context, now: datetime, since: date | None = None) -> dict[str, o
     total = Group()
     languages: dict[str, Group] = {}
     agents: dict[str, Group] = {}
+    mailboxes: dict[str, Group] = {m.address: Group() for m in ctx.cfg.mailboxes}
     for ticket in store.tickets.created_since(start):
         outcome = _outcome(ctx, ticket, pauses.get(ticket["id"], []), now)
         total.add(outcome)
         languages.setdefault(ticket["language"], Group()).add(outcome)
+        mailboxes.setdefault(ticket["mailbox"] or ctx.cfg.mailbot.address, Group()).add(outcome)
         agent = first_agent.get(ticket["id"]) if ticket["first_response_at"] else None
         agents.setdefault(agent or UNANSWERED, Group()).add(outcome)
-    return {
+    doc: dict[str, object] = {
         "since": since.isoformat() if since else None,
         "generated_at": now.astimezone(ctx.cfg.tz).isoformat(timespec="seconds"),
         "timezone": str(ctx.cfg.tz),
@@ -124,6 +127,9 @@ def build(ctx: Context, now: datetime, since: date | None = None) -> dict[str, o
             for name, g in sorted(agents.items(), key=lambda item: (item[0] == UNANSWERED, item[0]))
         },
     }
+    if len(mailboxes) > 1:  # several support addresses: each one's share, in config order
+        doc["mailboxes"] = {name: g.document() for name, g in mailboxes.items()}
+    return doc
 
 
 def render(doc: dict) -> str:
@@ -131,6 +137,7 @@ def render(doc: dict) -> str:
     since = f"since {doc['since']}" if doc["since"] else "all time"
     rows: list[tuple[str, dict]] = [("all tickets", doc["total"])]
     rows += [(f"language {name}", g) for name, g in doc["languages"].items()]
+    rows += [(f"mailbox {name}", g) for name, g in doc.get("mailboxes", {}).items()]
     rows += [(f"agent {name}", g) for name, g in doc["agents"].items()]
     header = ("", "RECEIVED", "ANSWERED", "WITHIN SLA", "BREACHED", "MEDIAN H", "P90 H")
     cells = [header] + [(label, *(_cell(g[c]) for c in COLUMNS)) for label, g in rows]

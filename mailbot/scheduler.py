@@ -31,6 +31,7 @@ from mailbot.config import Config
 from mailbot.context import Context, open_context
 from mailbot.decisions import Plan
 from mailbot.store import from_db
+from mailbot.tally import Sink
 
 log = logging.getLogger("mailbot.scheduler")
 
@@ -62,6 +63,8 @@ def _fire(ctx: Context, timer_id: int, now: datetime) -> bool:
         plan = handler(store, ctx.cfg, row, now) if handler else _unknown(row, now)
         if plan is not None:
             writer.write(ctx, plan)
+            if plan.acted and row["kind"] == "sla_breach":
+                store.tally.add("sla_breaches")
     acted = plan is not None and plan.acted
     log.info(
         "timer fired" if acted else "timer obsolete",
@@ -115,9 +118,22 @@ def fire_due(ctx: Context, now: datetime) -> int:
 class TimerScheduler:
     """APScheduler in the background, mirroring the timers table."""
 
-    def __init__(self, cfg: Config, on_fired: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        on_fired: Callable[[], None],
+        *,
+        sink: Sink | None = None,
+        on_alive: Callable[[], None] | None = None,
+        alive_every: float = 5.0,
+    ) -> None:
+        """`sink` takes the figures of fired timers (metrics); `on_alive` is called every
+        `alive_every` seconds from the timers' own executor: it stops when a timer hangs."""
         self.cfg = cfg
         self.on_fired = on_fired
+        self.sink = sink
+        self.on_alive = on_alive
+        self.alive_every = alive_every
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             # One thread: timers are short transactions, and SQLite takes one writer anyway.
@@ -141,6 +157,7 @@ class TimerScheduler:
             ctx = None
         if ctx is None:
             ctx = self._local.ctx = open_context(self.cfg, migrate=False)
+            ctx.store.tally.sink = self.sink
             # Fresh templates too: a reload may have changed them on disk.
             ctx.templates = templates_module.Templates(self.cfg.mailbot.templates)
             with self._lock:
@@ -151,6 +168,11 @@ class TimerScheduler:
         self._recompute()  # config may have changed while we were down
         self.scheduler.start()
         self.scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep")
+        if self.on_alive is not None:
+            self.on_alive()
+            self.scheduler.add_job(
+                self.on_alive, "interval", seconds=self.alive_every, id="heartbeat"
+            )
         self.wake()
 
     def sweep(self) -> None:

@@ -6,6 +6,11 @@ import os
 import socket
 
 
+def enabled() -> bool:
+    """True when run by systemd with a notification socket (Type=notify)."""
+    return bool(os.environ.get("NOTIFY_SOCKET"))
+
+
 def notify(message: str) -> bool:
     """Send one sd_notify message (e.g. 'READY=1'); False when not run by systemd."""
     address = os.environ.get("NOTIFY_SOCKET")

@@ -69,11 +69,16 @@ def load_secret(data_dir: Path) -> bytes:
 
 
 class Signer:
-    """Issues and checks Message-ID tokens with one secret, one domain and one database."""
+    """Issues and checks Message-ID tokens with one secret and one database, for our domain
+    (and those of the other support addresses, `more_domains`: mail from a mailbox carries its
+    domain)."""
 
-    def __init__(self, secret: bytes, domain: str, install_id: str = "") -> None:
+    def __init__(
+        self, secret: bytes, domain: str, more_domains: tuple[str, ...] = (), install_id: str = ""
+    ) -> None:
         self._secret = secret
         self.domain = domain.lower()
+        self.domains = frozenset({self.domain, *(d.lower() for d in more_domains)})
         self.install_id = install_id
 
     def _mac(
@@ -86,17 +91,22 @@ class Signer:
         return base64.b32encode(digest).decode().rstrip("=").lower()
 
     def message_id(
-        self, ticket_id: int, purpose: str, recipient: str, ticket_key: str | None = None
+        self,
+        ticket_id: int,
+        purpose: str,
+        recipient: str,
+        domain: str | None = None,
+        ticket_key: str | None = None,
     ) -> str:
         """A signed Message-ID for mail about `ticket_id` (0: none), whose key is given."""
         nonce = secrets.token_hex(4)
         mac = self._mac(ticket_id, purpose, recipient, nonce, ticket_key or "")
-        return f"<mb.{ticket_id}.{purpose}.{nonce}.{mac}@{self.domain}>"
+        return f"<mb.{ticket_id}.{purpose}.{nonce}.{mac}@{domain or self.domain}>"
 
     def parse(self, message_id: str) -> Token | None:
         """The token in one of our Message-IDs (unverified), or None."""
         match = TOKEN_RE.match(message_id.strip().lower())
-        if not match or match.group(5) != self.domain:
+        if not match or match.group(5) not in self.domains:
             return None
         return Token(int(match.group(1)), match.group(2), match.group(3), match.group(4))
 

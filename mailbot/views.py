@@ -30,6 +30,7 @@ def ticket_doc(ctx: Context, row: Row) -> dict[str, Any]:
         "assignee": row["assignee"],
         "topic": row["topic"],
         "previous_ticket": row["previous_ticket"],
+        "mailbox": row["mailbox"] or ctx.cfg.mailbot.address,  # the address it came in through
     }
     for key in TICKET_TIMES:
         doc[key] = local_time(ctx, row[key])
@@ -124,6 +125,7 @@ def outbox(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
             "ticket": r["ticket_id"],
             "template": r["template"],
             "to": r["to_addr"],
+            "from": r["from_addr"] or ctx.cfg.mailbot.address,  # the mailbox it goes out from
             "cc": json.loads(r["cc"]),
             "subject": r["subject"],
             "message_id": r["message_id"],

@@ -9,6 +9,7 @@ one is recorded on its inbound row as an `Outcome` (retried, then quarantined af
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 import traceback
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from sqlite3 import Row
 
-from mailbot import retry, writer
+from mailbot import mailboxes, retry, writer
 from mailbot.context import Context
 from mailbot.mail import limits
 from mailbot.mail.parse import Unparseable, parse
@@ -98,6 +99,8 @@ def _finish(ctx: Context, row_id: int, now: datetime, **values: object) -> None:
 
 def prepare(ctx: Context, row: Row, now: datetime) -> tuple[Job, Outcome | None]:
     """A job for one inbound row with the lock-free steps run (outside any transaction)."""
+    several = len(ctx.cfg.mailboxes) > 1  # else there is no mailbox to tell apart
+    imap = several and row["source"] == "imap"
     job = Job(
         ctx=ctx,
         inbound_id=row["id"],
@@ -107,6 +110,8 @@ def prepare(ctx: Context, row: Row, now: datetime) -> tuple[Job, Outcome | None]
         source=row["source"],
         no_replies=bool(row["no_replies"]),
         envelope_from=row["envelope_from"],
+        envelope_to=tuple(json.loads(row["envelope_to"] or "[]")) if several else (),
+        folder=mailboxes.folder_of(row["source_ref"]) if imap else None,
     )
     return job, _run(job, LOCK_FREE)
 
@@ -125,6 +130,7 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
             outcome = _failed(exc)
     if outcome is None:
         counts.processed += 1
+        ctx.store.tally.add("inbound", row["source"], "processed")
         log.info(
             "processed",
             extra={
@@ -141,6 +147,7 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
 def _record(ctx: Context, row: Row, now: datetime, outcome: Outcome, counts: Counts) -> None:
     """What happened to a message that was not processed, on its inbound row."""
     store = ctx.store
+    store.tally.add("inbound", row["source"], outcome.status)  # quarantined failed ignored …
     if outcome.status == "quarantined":
         _quarantine(ctx, row, now, outcome.reason, None)
         counts.quarantined += 1

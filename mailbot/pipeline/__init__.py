@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from mailbot.decisions import KeepMessage, Plan
 
 if TYPE_CHECKING:
-    from mailbot.config import Agent
+    from mailbot.config import Agent, Mailbox
     from mailbot.context import Context
     from mailbot.mail.automatic import Automatic
     from mailbot.mail.parse import ParsedMessage
@@ -92,6 +92,9 @@ class Job:
     source: str = "import"
     no_replies: bool = False
     envelope_from: str | None = None
+    envelope_to: tuple[str, ...] = ()
+    folder: str | None = None  # the IMAP folder it was read from
+    mailbox: Mailbox | None = None  # the support address it came in through (classify)
     parsed: ParsedMessage | None = None
     sender: Sender | None = None
     language: str = ""

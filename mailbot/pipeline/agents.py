@@ -131,7 +131,7 @@ def _reply(job: Job, plan: Plan, text: str, agent_name: str) -> None:
             in_reply_to=in_reply_to,
             references=refs,
             auto_submitted=None,  # a person's answer, not an automatic one
-            from_name=f"{first_name} | {ctx.cfg.mailbot.name}",
+            from_name=f"{first_name} | {notices.mailbox(ctx.cfg, ticket).name}",
             cc=tuple(ctx.store.participants.ccs(plan.ticket_id)),
             attach_message=True,
             record=Record("agent", text, job.sender.address, agent_name),
@@ -214,7 +214,7 @@ def _tell_assignee(job: Job, plan: Plan, to: str, body: str, internal: bool) -> 
             template="agent_assigned",
             to=to,
             in_reply_to=store.outbox.first_notification(plan.ticket_id, to),
-            from_name=f"{sender.agent.name} via {cfg.mailbot.name}",
+            from_name=f"{sender.agent.name} via {notices.mailbox(cfg, plan.ticket).name}",
             assigned_by=sender.agent.name,
             note=body if internal else "",
             story=entries,

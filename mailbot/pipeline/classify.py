@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mailbot import loops
+from mailbot import loops, mailboxes
 from mailbot.mail import authres
 from mailbot.mail.charsets import POLISH_LETTERS, fold
 from mailbot.mail.headers import addresses, header_values
@@ -266,7 +266,7 @@ def _fallback_sender(job: Job) -> Sender:
         ("", (job.envelope_from or "").lower(), "envelope sender"),
     ]
     for name, address, where in candidates:
-        if "@" in address and address != job.ctx.cfg.mailbot.address:
+        if "@" in address and not job.ctx.cfg.mailbox_receiving(address):
             return Sender("customer", address, name, f"no From; sender from {where}")
     raise Quarantine("no sender address in From, Sender, Reply-To, Return-Path or envelope")
 
@@ -306,8 +306,13 @@ def run(job: Job) -> None:
     assert parsed is not None
     job.sender = classify_sender(job)
     cfg = job.ctx.cfg.mailbot
+    job.mailbox, came = mailboxes.arrived_at(
+        job.ctx.cfg, parsed.message, job.envelope_to, job.folder
+    )
+    if len(job.ctx.cfg.mailboxes) > 1:
+        job.notes.append(f"mailbox {job.mailbox.address}: {came}")
     job.language, why = detect_language(
-        f"{parsed.subject}\n{parsed.text}", cfg.languages, cfg.default_language
+        f"{parsed.subject}\n{parsed.text}", cfg.languages, job.mailbox.default_language
     )
     job.notes.append(f"language {job.language}: {why}")
     job.priority, job.priority_reason = detect_priority(job)

@@ -57,6 +57,7 @@ def _notify_agents(
     assert parsed is not None and sender is not None
     text = (strip_reply(parsed.text) if new_text_only else parsed.text).strip()
     files = notices.carried_files(cfg, parsed.attachments, len(job.raw) if new_text_only else None)
+    box = notices.mailbox(cfg, plan.ticket)
     for address in notices.ticket_agents(cfg, plan.ticket):
         plan.add(
             notices.to_staff(
@@ -65,7 +66,7 @@ def _notify_agents(
                 to=address,
                 in_reply_to=parsed.message_id,
                 references=references.staff_thread(plan, job.ctx.store, address, parsed.message_id),
-                from_name=f"{sender.name or sender.address} via {cfg.mailbot.name}",
+                from_name=f"{sender.name or sender.address} via {box.name}",
                 attach=files.carried,
                 attach_original=bool(files.original and files.original["carried"]),
                 text=text,
@@ -89,6 +90,9 @@ def new_ticket(job: Job, previous: int | None = None, stranger: bool = False) ->
     plan = Plan(job.now, inbound_id=job.inbound_id)
     due = cfg.calendar.first_response_due(job.received_at, cfg.sla.first_response)
     topic, topic_reason = topic_of(cfg.topics, parsed.subject, parsed.text)
+    mailbox = job.mailbox or cfg.mailboxes[0]
+    if topic is None and mailbox.topic:
+        topic, topic_reason = mailbox.topic, f"{topic_reason}: {mailbox.address}'s topic"
     plan.add(
         OpenTicket(
             subject=subject_of(job),
@@ -100,6 +104,7 @@ def new_ticket(job: Job, previous: int | None = None, stranger: bool = False) ->
             created_at=job.received_at,
             first_response_due=due,
             previous_ticket=previous,
+            mailbox=mailbox.address,
         ),
         AddParticipant(sender.address, sender.name, "requester"),
         *_ccs(job),
@@ -142,19 +147,14 @@ def new_ticket(job: Job, previous: int | None = None, stranger: bool = False) ->
 
 
 def _ccs(job: Job) -> list[AddParticipant]:
-    """The customer's CCs take part in the ticket (never our address or an agent's)."""
+    """The customer's CCs take part in the ticket (never one of our mailboxes or an agent)."""
     parsed, cfg = job.parsed, job.ctx.cfg
     assert parsed is not None
-    support_local = cfg.mailbot.address.split("@")[0]
     return [
         AddParticipant(address, name, "cc")
         for name, address in (*parsed.to, *parsed.cc)
         if not (
-            address == cfg.mailbot.address
-            or (
-                address.partition("@")[2] == cfg.mailbot.domain
-                and address.partition("@")[0].split("+")[0] == support_local
-            )
+            cfg.mailbox_receiving(address)  # any support address, +tag variants too
             or cfg.agent(address)
             or address in cfg.mailbot.contact_forms
         )

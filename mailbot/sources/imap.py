@@ -38,7 +38,11 @@ def reconnect_delay(failures: int) -> float:
 
 
 class ImapSource:
-    """Keeps one folder of one IMAP account drained into the inbound table."""
+    """Keeps one folder of one IMAP account drained into the inbound table.
+
+    `folder`: the folder to watch (default `[inbound.imap] folder`). Mailboxes with folders of
+    their own each get a source: an IMAP connection IDLEs on one selected folder only.
+    """
 
     def __init__(
         self,
@@ -46,11 +50,15 @@ class ImapSource:
         db_path: Path,
         on_stored: Callable[[], None],
         stop: threading.Event,
+        folder: str | None = None,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.db_path = db_path
         self.on_stored = on_stored
         self.stop = stop
+        self.folder = folder or cfg.imap.folder
+        self.beat = beat  # a sign of life for the daemon's watchdog
         self.use_keyword = True
 
     # -- connection ------------------------------------------------------------------------
@@ -82,6 +90,7 @@ class ImapSource:
         attempt = 0
         try:
             while not self.stop.is_set():
+                self.beat()
                 try:
                     client = self.connect()
                 except Exception as exc:
@@ -91,7 +100,7 @@ class ImapSource:
                 attempt = 0
                 log.info(
                     "imap connected",
-                    extra={"host": self.cfg.imap.host, "folder": self.cfg.imap.folder},
+                    extra={"host": self.cfg.imap.host, "folder": self.folder},
                 )
                 try:
                     self.session(client, store)
@@ -106,13 +115,14 @@ class ImapSource:
             store.close()
 
     def session(self, client: IMAPClient, store: Store) -> None:
-        folder = self.cfg.imap.folder
+        folder = self.folder
         info = client.select_folder(folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         flags = info.get(b"PERMANENTFLAGS", ())
         self.use_keyword = b"\\*" in flags or STORED in flags
         idle = self.cfg.imap.idle and client.has_capability("IDLE")
         while not self.stop.is_set():
+            self.beat()
             # Mail arriving during a sync is announced in that sync's responses, not in the
             # next IDLE: look again until a pass finds nothing, then wait.
             while self.sync(client, store, folder, uidvalidity) and not self.stop.is_set():
@@ -129,6 +139,7 @@ class ImapSource:
         client.idle()
         try:
             while not self.stop.is_set() and time.monotonic() < deadline:
+                self.beat()
                 responses = client.idle_check(timeout=1)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return
@@ -185,6 +196,7 @@ class ImapSource:
                 store.imap.set(folder, uidvalidity, max(batch))
             # Committed: only now may the server be told.
             self.mark_stored(client, batch)
+            self.beat()
             stored += len(batch)
             log.info(
                 "imap stored", extra={"folder": folder, "count": len(batch), "last_uid": max(batch)}

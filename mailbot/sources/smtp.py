@@ -1,8 +1,10 @@
-"""Embedded SMTP/LMTP listener: accepts mail for the support address, 250 only after commit.
+"""Embedded SMTP/LMTP listener: accepts mail for the support addresses, 250 only after commit.
 
-The listener takes no ticket decisions. RCPT is accepted only for the support address and its
-`+tag` variants (550 otherwise: never a relay); SIZE is announced and enforced (552); DATA is
-answered 250 once the raw bytes are committed in the inbound table, 451 if anything failed.
+The listener takes no ticket decisions. RCPT is accepted only for the support addresses
+(`[mailbot] address` and `[[mailboxes]]`) and their `+tag` variants (550 otherwise: never a
+relay); SIZE is announced and enforced (552); DATA is answered 250 once the raw bytes are
+committed in the inbound table, 451 if anything failed. The recipients are kept with the
+message: they tell which mailbox it came in through.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class IntakeHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
     ) -> str:
-        if not accepts_recipient(address, self.cfg.mailbot.address):
+        if not any(accepts_recipient(address, box.address) for box in self.cfg.mailboxes):
             log.info("recipient refused", extra={"rcpt": address, "peer": session.peer})
             return "550 5.1.1 No such mailbox here; this server relays nothing"
         envelope.rcpt_tos.append(address)
@@ -93,6 +95,10 @@ class IntakeHandler:
             # LMTP answers DATA once per accepted recipient; all share the one stored copy.
             return "\r\n".join([status] * len(envelope.rcpt_tos))
         return status
+
+    async def responds(self) -> None:
+        """Returns once the storing thread has run a no-op: the daemon's watchdog probe."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, lambda: None)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -19,6 +19,7 @@ from mailbot.store import (
     install,
     messages,
     outbox,
+    stats,
     tickets,
     timers,
 )
@@ -30,8 +31,8 @@ __all__ = ["RowLike", "Store", "from_db", "to_db"]
 class Store(Connection):
     """One connection to the mailbot database with every table's queries; one per thread."""
 
-    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
-        super().__init__(path, migrate=migrate)
+    def __init__(self, path: Path | str, *, migrate: bool = True, wal: bool = True) -> None:
+        super().__init__(path, migrate=migrate, wal=wal)
         self.inbound = inbound.Inbound(self)
         self.imap = inbound.ImapState(self)
         self.tickets = tickets.Tickets(self)
@@ -45,6 +46,7 @@ class Store(Connection):
         self.escalations = escalations.Escalations(self)
         self.addresses = addresses.Addresses(self)
         self.install = install.Install(self)
+        self.stats = stats.Stats(self)
 
     def pending_work(self, now: datetime) -> dict[str, int]:
         """What is left for the daemon to do at `now`; all zero means it is idle.

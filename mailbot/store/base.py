@@ -12,6 +12,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from mailbot.store.schema import migrations
+from mailbot.tally import Tally
 
 # A row as read (sqlite3.Row) or as planned (a dict of the same columns).
 RowLike = sqlite3.Row | Mapping[str, Any]
@@ -31,15 +32,18 @@ def from_db(text: str | None) -> datetime | None:
 class Connection:
     """One connection to the mailbot database, its transactions and plain statements."""
 
-    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+    def __init__(self, path: Path | str, *, migrate: bool = True, wal: bool = True) -> None:
+        """`wal=False` leaves the journal mode as the file has it (a backup copy keeps its own)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; every write runs in atomic().
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         self._depth = 0  # savepoint nesting inside the current transaction
+        self.tally = Tally()  # figures for the metrics, handed on when a transaction commits
         self.db = Database(conn, execute_plugins=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        if wal:
+            conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is fsynced at every commit, so a committed message survives power loss.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -66,6 +70,7 @@ class Connection:
         if conn.in_transaction:
             name = f"sp{self._depth}"
             self._depth += 1
+            mark = self.tally.mark()
             conn.execute(f"SAVEPOINT {name}")
             try:
                 yield self
@@ -73,6 +78,7 @@ class Connection:
                 if conn.in_transaction:  # some errors end the whole transaction
                     conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
                     conn.execute(f"RELEASE SAVEPOINT {name}")
+                self.tally.rollback(mark)
                 raise
             else:
                 conn.execute(f"RELEASE SAVEPOINT {name}")
@@ -85,8 +91,14 @@ class Connection:
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.tally.rollback()
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self.tally.rollback()
+            raise
+        self.tally.commit()
 
     # -- for the query modules of the store package --------------------------------------------
 
@@ -126,6 +138,28 @@ class Connection:
     def pragma(self, name: str) -> Any:
         """The value of a PRAGMA, e.g. "journal_mode" or "integrity_check"."""
         return self.scalar(f"PRAGMA {name}")
+
+    def integrity_problems(self) -> list[str]:
+        """What `PRAGMA integrity_check` and `foreign_key_check` find; empty when sound."""
+        problems = [r[0] for r in self.all("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [
+            f"{r['table']} row {r['rowid']}: no {r['parent']} it refers to"
+            for r in self.all("PRAGMA foreign_key_check")
+        ]
+        return problems
+
+    def backup_to(self, target: Path) -> None:
+        """A consistent copy of the whole database in `target` (SQLite's online backup).
+
+        One step: the copy is the snapshot of one read transaction, and in WAL mode that
+        blocks no writer meanwhile. The copy is a single file (rollback journal, not WAL).
+        """
+        copy = sqlite3.connect(target, isolation_level=None)
+        try:
+            self.conn.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
 
     def schema(self) -> list[tuple[str, str | None]]:
         """(name, SQL) of every table, index and trigger, by name."""

@@ -65,9 +65,17 @@ class Inbound(Queries):
     def pending(self, limit: int) -> list[Row]:
         """The oldest messages waiting for the pipeline (without their raw bytes)."""
         return self.store.all(
-            "SELECT id, received_at, source, envelope_from, no_replies, attempts, size"
+            "SELECT id, received_at, source, source_ref, envelope_from, envelope_to, no_replies,"
+            " attempts, size"
             " FROM inbound WHERE status = 'pending' ORDER BY id LIMIT ?",
             (limit,),
+        )
+
+    def hashes(self, after_id: int, limit: int) -> list[Row]:
+        """(id, sha256, size) of stored messages with ids above `after_id`, in id order."""
+        return self.store.all(
+            "SELECT id, sha256, size FROM inbound WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
         )
 
     def update(self, inbound_id: int, values: dict[str, Any]) -> None:

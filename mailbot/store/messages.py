@@ -147,6 +147,13 @@ class Attachments(Queries):
             (ticket_id,),
         )
 
+    def files(self) -> list[Row]:
+        """(path, sha256, size) of every stored attachment file, once per file."""
+        return self.store.all(
+            "SELECT path, min(sha256) AS sha256, min(size) AS size FROM attachments"
+            " GROUP BY path ORDER BY path"
+        )
+
     def by_ids(self, ids: Sequence[int]) -> list[Row]:
         if not ids:
             return []

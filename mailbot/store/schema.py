@@ -300,6 +300,31 @@ def m009_outbox_importance(db: Database) -> None:
 
 
 @migrations()
+def m010_mailboxes(db: Database) -> None:
+    """Several support addresses: the one a ticket came in through answers its customer.
+
+    `tickets.mailbox` is that address (NULL for tickets from before: the default mailbox);
+    `outbox.from_addr` the address a row goes out from, fixed when it is enqueued like its
+    Message-ID (NULL: the [mailbot] address).
+    """
+    db.execute("ALTER TABLE tickets ADD COLUMN mailbox TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN from_addr TEXT")
+
+
+@migrations()
+def m011_metrics_indexes(db: Database) -> None:
+    """Figures for the metrics endpoint and `mailbot stats` read from indexes alone.
+
+    inbound_status gains the source: counting mail by status and source reads the index, not
+    every stored message. It replaces the old index, so intake maintains no more than before.
+    outbox_failed is partial: rows are written pending, so only a final failure touches it.
+    """
+    db.execute("DROP INDEX inbound_status")
+    db.execute("CREATE INDEX inbound_status ON inbound(status, source)")
+    db.execute("CREATE INDEX outbox_failed ON outbox(status) WHERE status = 'failed'")
+
+
+@migrations()
 def m012_token_binding(db: Database) -> None:
     """Tokens bound to their database and ticket: an install id, and a random key per ticket.
 

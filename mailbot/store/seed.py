@@ -443,7 +443,7 @@ class _Copier:
         ticket["token_key"] = tokens.new_ticket_key()
         for name, purpose, to in pattern.signed:
             ticket[name] = self.ctx.signer.message_id(
-                ticket_id, purpose, to.format_map(ticket), ticket["token_key"]
+                ticket_id, purpose, to.format_map(ticket), ticket_key=ticket["token_key"]
             )
         # What happened since: the sender sent everything, timers fired when due.
         stop = self.now if key[2] == "queued" else ticket["answer"]
