@@ -13,7 +13,7 @@ from pathlib import Path
 from mailbot import config as config_module
 from mailbot import views
 from mailbot.config import Config, ConfigError
-from mailbot.context import Context, open_context
+from mailbot.context import Context, DatabaseUnusable, open_context
 
 Command = Callable[[argparse.Namespace, Config], int]
 
@@ -72,14 +72,14 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from mailbot import daemon
 
     if args.once:
-        ctx = _context(cfg)
+        ctx = open_context(cfg, new_database=args.new_database, check=True)
         try:
             summary = daemon.run_once(ctx)
         finally:
             ctx.close()
         print(summary)
         return 0
-    return daemon.serve(cfg)
+    return daemon.serve(cfg, args.new_database)
 
 
 def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
@@ -541,6 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="process everything pending (inbound, due timers, outbox) and exit",
     )
+    p.add_argument(
+        "--new-database",
+        action="store_true",
+        help="start with a new, empty database where the old one is missing or empty"
+        " (tokens in mail sent before no longer act)",
+    )
     add("check-config", cmd_check_config, "validate config and templates")
     add(
         "check-mailbox",
@@ -657,6 +663,9 @@ def _run(argv: Sequence[str] | None) -> int:
         # stderr, so their output (--json) stays clean.
         logs.setup(cfg, stream="stderr")
         return args.func(args, cfg)
+    except DatabaseUnusable as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         # check-config reports on stdout (it is its output); other commands on stderr.
         stream = sys.stdout if args.command == "check-config" else sys.stderr

@@ -31,7 +31,7 @@ from mailbot import config as config_module
 from mailbot import datalock, logs, mailboxes, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
-from mailbot.context import Context, database_path, open_context
+from mailbot.context import Context, DatabaseUnusable, database_path, open_context
 from mailbot.heartbeat import Heartbeats
 from mailbot.outbox import deliver_due, make_transport, next_due
 from mailbot.worker import process_pending
@@ -72,8 +72,9 @@ class CannotStart(Exception):
 
 
 class Daemon:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, new_database: bool = False) -> None:
         self.cfg = cfg
+        self.new_database = new_database  # start even where a lost database was (--new-database)
         self.stop = threading.Event()
         self.inbound_ready = threading.Event()
         self.outbox_ready = threading.Event()
@@ -193,7 +194,14 @@ class Daemon:
             self.lock = datalock.acquire(self.cfg.mailbot.data_dir)
         except datalock.Locked as exc:
             raise CannotStart(f"another mailbot uses this data directory ({exc})") from exc
-        open_context(self.cfg).close()  # creates the data dir, secret and schema once
+        # Creates the data dir, secret and schema once; refuses a lost or damaged database
+        # before anything listens, so no mail is answered 250 that the worker cannot process.
+        try:
+            open_context(self.cfg, new_database=self.new_database, check=True).close()
+        except DatabaseUnusable as exc:
+            datalock.release(self.lock)
+            self.lock = None
+            raise CannotStart(str(exc)) from exc
         db_path = database_path(self.cfg)
         if self.cfg.metrics.enabled:
             from mailbot.metrics import Metrics
@@ -414,6 +422,6 @@ class Daemon:
         return summary
 
 
-def serve(cfg: Config) -> int:
+def serve(cfg: Config, new_database: bool = False) -> int:
     logs.setup(cfg)
-    return Daemon(cfg).serve()  # a ConfigError from start() is the CLI's to print
+    return Daemon(cfg, new_database).serve()  # a ConfigError from start() is the CLI's to print

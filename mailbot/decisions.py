@@ -111,6 +111,7 @@ class Event:
     kind: str
     detail: str
     actor: str = "mailbot"
+    ticket_id: int | None = None  # recorded on this ticket instead of the plan's (a link)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 from sqlite3 import Row
 from typing import Any
 
-from mailbot import attachments, notices, references
+from mailbot import attachments, notices, references, tokens
 from mailbot.context import Context
 from mailbot.decisions import (
     AddParticipant,
@@ -62,7 +62,9 @@ class _Writing:
         store, now, ticket_id = self.ctx.store, self.plan.now, self.ticket_id
         match decision:
             case OpenTicket():
-                self.ticket_id = store.tickets.insert(new_ticket_columns(decision, now))
+                self.ticket_id = store.tickets.insert(
+                    {**new_ticket_columns(decision, now), "token_key": tokens.new_ticket_key()}
+                )
                 self._ticket = None
                 store.tally.add("tickets_opened")
             case UpdateTicket(changes=changes):
@@ -83,7 +85,7 @@ class _Writing:
                     kind,
                     detail,
                     at=now,
-                    ticket_id=ticket_id,
+                    ticket_id=decision.ticket_id or ticket_id,
                     inbound_id=self.plan.inbound_id,
                     actor=actor,
                 )
@@ -173,9 +175,11 @@ class _Writing:
         """Render the template into an outbox row with its final Message-ID."""
         ctx, store, now = self.ctx, self.ctx.store, self.plan.now
         context: dict[str, Any] = {}
+        ticket_key = None
         box = ctx.cfg.mailboxes[0]  # mail about no ticket (a digest) goes from the default
         if self.ticket_id:
             ticket = self.ticket()
+            ticket_key = ticket["token_key"]
             box = notices.mailbox(ctx.cfg, ticket)  # where the ticket came in
             if send.language not in self._contexts:  # an ack and two notifications share it
                 self._contexts[send.language] = notices.context(
@@ -189,7 +193,9 @@ class _Writing:
             only = send.attach_only
             attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
         rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
-        message_id = ctx.signer.message_id(self.ticket_id or 0, send.purpose, send.to, box.domain)
+        message_id = ctx.signer.message_id(
+            self.ticket_id or 0, send.purpose, send.to, box.domain, ticket_key
+        )
         row_id = store.outbox.insert(
             {
                 "ticket_id": self.ticket_id,

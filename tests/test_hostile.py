@@ -182,7 +182,8 @@ def test_reply_tokens_are_long_random_and_bound(bot) -> None:
     token = bot.ctx.signer.parse(ids[0])
     assert token is not None and len(token.mac) * 5 >= 128  # base32: 5 bits a character
     assert len(set(ids)) == len(ids)
-    assert not bot.ctx.signer.verify(token, "someone.else@klient.pl")
+    key = bot.ctx.store.tickets.key(token.ticket_id)[1]
+    assert not bot.ctx.signer.verify(token, "someone.else@klient.pl", key)
 
 
 # -- injection ---------------------------------------------------------------------------------

@@ -74,6 +74,10 @@ class Step:
 class ThreadMatch:
     ticket_id: int | None
     reason: str
+    # How: "token" (a reply token of ours for the sender), "message-id" (a stored Message-ID
+    # only: anyone who saw the mail can quote it), "agent-token" (an agent address presenting
+    # a token that does not verify), "tag" (subject tag, sender takes part or is an agent).
+    by: str = ""
 
 
 @dataclass

@@ -6,10 +6,12 @@ import re
 from functools import lru_cache
 
 from mailbot import loops, mailboxes
+from mailbot.mail import authres
 from mailbot.mail.automatic import detect_automatic
 from mailbot.mail.charsets import POLISH_LETTERS, fold
 from mailbot.mail.headers import addresses, header_values
 from mailbot.pipeline import Job, Loop, Quarantine, Sender, Step
+from mailbot.tokens import Token
 
 # Frequent short words per language; a message's language is the one whose words it uses most.
 STOPWORDS = {
@@ -134,8 +136,9 @@ STOPWORDS = {
 # Polish). Polish text has plenty of the others, which are far more frequent together.
 POLISH_SIGNAL_LETTERS = POLISH_LETTERS - {"ó", "Ó"}
 WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
-AUTH_RESULT_RE = re.compile(r"\bdmarc\s*=\s*(\w+)", re.I)
-HEADER_FROM_RE = re.compile(r"\bheader\.from\s*=\s*\"?([^\s;\"]+)", re.I)
+# Exchange Online's Authentication-Results name no authserv-id; its Received-SPF names this
+# receiver. Listing it in trusted_authserv_ids trusts Microsoft 365's topmost header.
+MICROSOFT_AUTHSERV_ID = "protection.outlook.com"
 
 
 def detect_language(text: str, languages: tuple[str, ...], default: str) -> tuple[str, str]:
@@ -182,29 +185,49 @@ def detect_priority(job: Job) -> tuple[str, str]:
 
 
 def dmarc_pass(job: Job, address: str) -> str | None:
-    """The trusted authserv-id that saw DMARC pass for the From domain, else None.
+    """The trusted authserv-id that saw DMARC pass for the agent's domain, else None.
 
-    Only the first Authentication-Results header from a trusted authserv-id counts: the receiving
-    MTA adds it on top and must strip forged copies carrying its own id (RFC 8601 §5).
+    Only our receiving MTA's own headers count: the topmost Authentication-Results, with the
+    adjacent ones below it that carry the same trusted authserv-id (one per method with
+    OpenDKIM, OpenDMARC or Rspamd milters). It must strip forged copies with its id (RFC 8601
+    §5); anything below another header came with the mail. Among them the first DMARC verdict
+    whose `header.from` is the agent's domain decides. Microsoft 365 writes its header without
+    an authserv-id: it counts as MICROSOFT_AUTHSERV_ID. Parsed only for agents' addresses.
     """
     parsed = job.parsed
     assert parsed is not None
     trusted = {t.lower() for t in job.ctx.cfg.mailbot.trusted_authserv_ids}
-    domain = address.rpartition("@")[2]
-    for value in header_values(parsed.message, "authentication-results"):
-        authserv_id = value.split(";", 1)[0].strip().split()[0].lower() if value.strip() else ""
-        if authserv_id not in trusted:
-            continue
-        verdict = AUTH_RESULT_RE.search(value)
-        header_from = HEADER_FROM_RE.search(value)
-        if (
-            verdict
-            and verdict.group(1).lower() == "pass"
-            and (header_from is None or header_from.group(1).lower() == domain)
-        ):
-            return authserv_id
-        return None
+    domain = address.rpartition("@")[2].lower()
+    names = [name.lower() for name in parsed.message]
+    positions = [i for i, name in enumerate(names) if name == "authentication-results"]
+    values = header_values(parsed.message, "authentication-results")
+    top: str | None = None
+    for n, (position, value) in enumerate(zip(positions, values, strict=False)):
+        results = authres.parse(value)
+        if results is None or (n and position != positions[n - 1] + 1):
+            return None  # unreadable, or below another header: not our MTA's
+        authserv_id = results.authserv_id or MICROSOFT_AUTHSERV_ID
+        if top is None and authserv_id in trusted:
+            top = authserv_id
+        if authserv_id != top:
+            return None
+        for result in results.of("dmarc"):
+            if authres.domain_of(result.properties.get("header.from", "")) == domain:
+                return top if result.result == "pass" else None
     return None
+
+
+def _verified(job: Job, token: Token, address: str) -> bool:
+    """Whether we issued the agent's token to this address, for the ticket of its number in
+    this database (`tokens`).
+
+    The one read of the store in this step, for agents' tokens only: a ticket's key never
+    changes, so reading it before the write lock is safe.
+    """
+    exists, key = (
+        (True, None) if token.ticket_id == 0 else job.ctx.store.tickets.key(token.ticket_id)
+    )
+    return exists and job.ctx.signer.verify(token, address, key)
 
 
 def _agent_sender(job: Job, address: str, name: str) -> Sender:
@@ -213,7 +236,7 @@ def _agent_sender(job: Job, address: str, name: str) -> Sender:
     assert agent is not None and job.parsed is not None
     for mid in (*job.parsed.in_reply_to, *job.parsed.references):
         token = signer.parse(mid)
-        if token and token.purpose == "agent" and signer.verify(token, address):
+        if token and token.purpose == "agent" and _verified(job, token, address):
             return Sender(
                 "agent",
                 address,

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlite3 import Row
 
 from mailbot import notices, references, sla_timers
-from mailbot.decisions import AddParticipant, MarkUndeliverable, OpenTicket, Plan
+from mailbot.decisions import AddParticipant, Event, MarkUndeliverable, OpenTicket, Plan
 from mailbot.mail.quotes import strip_reply
 from mailbot.pipeline import Duplicate, Ignore, Job, Step, agents, history
 from mailbot.pipeline.thread import ticket_subject
@@ -42,7 +42,9 @@ def _customer_mail(job: Job, plan: Plan, template: str, **extra: object) -> None
         plan.event("no-answer", f"{template} not sent: {refused}")
 
 
-def _notify_agents(job: Job, plan: Plan, template: str, new_text_only: bool) -> None:
+def _notify_agents(
+    job: Job, plan: Plan, template: str, new_text_only: bool, stranger: bool = False
+) -> None:
     """The customer's words and files to the agents who look after the ticket.
 
     A new ticket shows the whole text: there is no history of ours in it, and what a customer
@@ -50,7 +52,8 @@ def _notify_agents(job: Job, plan: Plan, template: str, new_text_only: bool) -> 
     closed too long ago, which opens a new one) shows the new text only: the quoted history,
     our own ack included, is stripped as for agents' replies, and the message goes along as
     it arrived, for when the stripping cut too much. Files travel within
-    `[notifications] attachments_max` (see `notices.carried_files`).
+    `[notifications] attachments_max` (see `notices.carried_files`). `stranger`: the notice
+    says the mail referred to the previous ticket, in which its sender takes no part.
     """
     parsed, sender, cfg = job.parsed, job.sender, job.ctx.cfg
     assert parsed is not None and sender is not None
@@ -77,11 +80,14 @@ def _notify_agents(job: Job, plan: Plan, template: str, new_text_only: bool) -> 
                 original=files.original,
                 inbound_id=job.inbound_id,
                 attachments_max=cfg.notifications.attachments_max,
+                stranger=stranger,
             )
         )
 
 
-def new_ticket(job: Job, previous: int | None = None) -> Plan:
+def new_ticket(job: Job, previous: int | None = None, stranger: bool = False) -> Plan:
+    """A new ticket; `previous`: the closed ticket it follows, or with `stranger` the ticket
+    the mail referred to by Message-ID, which its sender takes no part in (left unchanged)."""
     parsed, sender, ctx = job.parsed, job.sender, job.ctx
     assert parsed is not None and sender is not None
     cfg, store = ctx.cfg, ctx.store
@@ -109,7 +115,21 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
         job.kept("customer"),
     )
     plan.event("created", f"new ticket: {job.match.reason if job.match else ''}; {sender.reason}")
-    if previous:
+    if previous and stranger:
+        plan.event(
+            "linked",
+            f"refers to ticket #{previous}, in which {sender.address} takes no part:"
+            f" opened apart, #{previous} unchanged",
+        )
+        plan.add(
+            Event(
+                "linked",
+                f"{sender.address}, who takes no part in this ticket, referred to it"
+                " (a quoted Message-ID): their mail opened a new ticket, this one is unchanged",
+                ticket_id=previous,
+            )
+        )
+    elif previous:
         plan.event("linked", f"follows closed ticket #{previous} (reopen window passed)")
     plan.event("classified", "; ".join(job.notes))
     if job.history:
@@ -121,7 +141,13 @@ def new_ticket(job: Job, previous: int | None = None) -> Plan:
     plan.event("due", f"first response due {due.isoformat()} ({cfg.sla.first_response})")
     # The new ticket joins the back of the queue.
     _customer_mail(job, plan, "ack", position=store.tickets.queue_length() + 1)
-    _notify_agents(job, plan, "agent_new", new_text_only=previous is not None)
+    _notify_agents(
+        job,
+        plan,
+        "agent_new",
+        new_text_only=previous is not None and not stranger,
+        stranger=stranger,
+    )
     sla_timers.on_new_ticket(plan, store, cfg, quietly=job.no_replies or bool(job.history))
     return plan
 
@@ -256,6 +282,14 @@ def decide(job: Job) -> Plan:
         raise Ignore(f"{sender.address} replied to a digest without #lista: nothing to do")
     if match.ticket_id is None:
         return new_ticket(job)
+    if (
+        match.by == "message-id"
+        and not sender.agent
+        and not store.participants.takes_part(match.ticket_id, sender.address)
+    ):
+        # Anyone who saw a message of the ticket can quote its Message-ID (DESIGN §2): a
+        # stranger's mail gets a ticket of its own, linked, and the old one stays as it was.
+        return new_ticket(job, previous=match.ticket_id, stranger=True)
     ticket = store.tickets.get(match.ticket_id)
     assert ticket is not None
     closed_at = from_db(ticket["closed_at"])

@@ -16,6 +16,7 @@ from mailbot.store import (
     escalations,
     events,
     inbound,
+    install,
     messages,
     outbox,
     stats,
@@ -44,6 +45,7 @@ class Store(Connection):
         self.timers = timers.Timers(self)
         self.escalations = escalations.Escalations(self)
         self.addresses = addresses.Addresses(self)
+        self.install = install.Install(self)
         self.stats = stats.Stats(self)
 
     def pending_work(self, now: datetime) -> dict[str, int]:

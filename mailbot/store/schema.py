@@ -340,3 +340,21 @@ def m012_outbox_delivery(db: Database) -> None:
         "INSERT OR IGNORE INTO counters (name, value) VALUES ('outbox_failing', 0)",
     ):
         db.execute(statement)
+
+
+@migrations()
+def m013_token_binding(db: Database) -> None:
+    """Tokens bound to their database and ticket: an install id, and a random key per ticket.
+
+    The install id is made once, with the database, and stays with it through backups. Tickets
+    from before keep no key (NULL): the tokens issued for them stay valid (`mailbot.tokens`).
+    """
+    db.execute(
+        "CREATE TABLE install (id INTEGER PRIMARY KEY CHECK (id = 1), install_id TEXT NOT NULL,"
+        " created_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO install (id, install_id, created_at)"
+        " VALUES (1, lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))"
+    )
+    db.execute("ALTER TABLE tickets ADD COLUMN token_key TEXT")

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from email.header import Header
 from email.utils import format_datetime
 
-from mailbot import notices
+from mailbot import notices, tokens
 from mailbot.context import Context
 from mailbot.intake import accept
 from mailbot.sla_timers import timer_slots
@@ -335,6 +335,9 @@ def _pattern(ctx: Context, language: str, found: dict[str, list[dict]]) -> Patte
     """The sample's rows with its own values (`_values` of SAMPLE) as fields to fill."""
     sample = _values(ctx, language, SAMPLE_ARRIVAL, SAMPLE_ANSWER, SAMPLE)
     fields = {value: name for name, value in sample.items()}
+    key = found["tickets"][0]["token_key"]  # each copy gets its own (see `copy`)
+    if key:
+        fields[key] = "token_key"
     # Longest first; the same for every sample of a language, so compiled once.
     tokens = re.compile("|".join(map(re.escape, sorted(fields, key=len, reverse=True))))
     signed, ours = [], {}
@@ -437,8 +440,11 @@ class _Copier:
     def copy(self, key: tuple[str, str, str], ticket: dict[str, str], rows: dict) -> None:
         """Append one ticket's rows to `rows`: the pattern `key` with the `ticket`'s values."""
         pattern, ticket_id = self.patterns[key], int(ticket["id"])
+        ticket["token_key"] = tokens.new_ticket_key()
         for name, purpose, to in pattern.signed:
-            ticket[name] = self.ctx.signer.message_id(ticket_id, purpose, to.format_map(ticket))
+            ticket[name] = self.ctx.signer.message_id(
+                ticket_id, purpose, to.format_map(ticket), ticket_key=ticket["token_key"]
+            )
         # What happened since: the sender sent everything, timers fired when due.
         stop = self.now if key[2] == "queued" else ticket["answer"]
         ids: dict[tuple[str, int], int] = {}

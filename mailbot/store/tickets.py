@@ -21,6 +21,11 @@ class Tickets(Queries):
     def exists(self, ticket_id: int) -> bool:
         return bool(self.store.scalar("SELECT 1 FROM tickets WHERE id = ?", (ticket_id,)))
 
+    def key(self, ticket_id: int) -> tuple[bool, str | None]:
+        """(whether the ticket exists, its token key: None for tickets from before m012)."""
+        row = self.store.one("SELECT token_key FROM tickets WHERE id = ?", (ticket_id,))
+        return (row is not None, row[0] if row else None)
+
     def insert(self, row: dict[str, Any]) -> int:
         return self.store.insert("tickets", row)
 
