@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.mail.charsets import fold
+from mailbot.periods import Period, parse_period
 from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
 from mailbot.thanks import THANKS_PHRASES, THANKS_WORDS, ThanksRules
 
@@ -187,6 +188,19 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long personal data is kept; None keeps it (the default for each)."""
+
+    raw_mail: Period | None = None  # inbound mail as it arrived (.eml bytes)
+    attachments: Period | None = None  # files customers and agents sent
+    closed_tickets: Period | None = None  # texts and addresses of tickets closed this long
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.raw_mail, self.attachments, self.closed_tickets))
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -199,6 +213,7 @@ class Config:
     limits: Limits
     thanks: ThanksRules
     notifications: Notifications
+    retention: Retention = field(default_factory=Retention)
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -348,6 +363,10 @@ def _clock(value: Any, ctx: _Context) -> time:
 
 def _duration(value: Any, ctx: _Context) -> Duration:
     return parse_duration(_str(value, ctx))
+
+
+def _period(value: Any, ctx: _Context) -> Period | None:
+    return parse_period(_str(value, ctx))
 
 
 def _durations(value: Any, ctx: _Context) -> tuple[Duration, ...]:
@@ -575,6 +594,11 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "digest": (_digest_time, AT_OPENING),
         "attachments_max": (_size, "10 MB"),
     },
+    "retention": {
+        "raw_mail": (_period, ""),
+        "attachments": (_period, ""),
+        "closed_tickets": (_period, ""),
+    },
 }
 
 TABLE_ARRAYS: dict[str, dict[str, tuple[Converter, Any]]] = {
@@ -777,6 +801,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         limits=Limits(**values["limits"]),
         thanks=ThanksRules(**values["thanks"]),
         notifications=_notifications(values["notifications"], hours["open"]),
+        retention=Retention(**values["retention"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         topics=tuple(Topic(**t) for t in arrays["topics"]),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mailbot import templates as templates_module
 from mailbot.config import Config
+from mailbot.files import private_dir, tighten
 from mailbot.store import Store
 from mailbot.templates import Templates
 from mailbot.tokens import Signer, load_secret
@@ -34,7 +35,8 @@ def database_path(cfg: Config) -> Path:
 def open_context(cfg: Config, *, migrate: bool = True) -> Context:
     """A context with its own database connection (one per thread)."""
     data_dir = cfg.mailbot.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
+    tighten(data_dir)
     return Context(
         cfg=cfg,
         store=Store(database_path(cfg), migrate=migrate),

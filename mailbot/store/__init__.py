@@ -18,6 +18,7 @@ from mailbot.store import (
     inbound,
     messages,
     outbox,
+    personal,
     tickets,
     timers,
 )
@@ -43,6 +44,7 @@ class Store(Connection):
         self.timers = timers.Timers(self)
         self.escalations = escalations.Escalations(self)
         self.addresses = addresses.Addresses(self)
+        self.personal = personal.Personal(self)
 
     def pending_work(self, now: datetime) -> dict[str, int]:
         """What is left for the daemon to do at `now`; all zero means it is idle.

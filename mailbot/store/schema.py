@@ -297,3 +297,20 @@ def m008_unattached_timers(db: Database) -> None:
 def m009_outbox_importance(db: Database) -> None:
     """Outgoing mail marked important ("high": a manager's page) gets Importance headers."""
     db.execute("ALTER TABLE outbox ADD COLUMN importance TEXT")
+
+
+@migrations()
+def m013_personal_data(db: Database) -> None:
+    """What retention and erasure removed, and when.
+
+    An attachment's file is gone when its row has `purged_at`; a ticket with `erased_at` keeps
+    only what the SLA report counts. An inbound message whose raw bytes were removed has an
+    empty `raw` (its `size` and SHA-256 stay: the same mail polled again is still recognised,
+    and a hash reveals nothing of the text); no column marks it, since a column after `raw`
+    costs every read of it a walk through the raw bytes' overflow pages.
+    """
+    for statement in (
+        "ALTER TABLE attachments ADD COLUMN purged_at TEXT",
+        "ALTER TABLE tickets ADD COLUMN erased_at TEXT",
+    ):
+        db.execute(statement)
