@@ -40,6 +40,7 @@ SWEEP_SECONDS = 30.0
 # Timers due within this much time are held in APScheduler; the sweep loads later ones as
 # their time comes closer (it runs many times within one HORIZON).
 HORIZON = timedelta(hours=1)
+RETENTION_DELAY = timedelta(minutes=1)  # the first daily retention purge, after start
 
 
 def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
@@ -151,6 +152,14 @@ class TimerScheduler:
         self._recompute()  # config may have changed while we were down
         self.scheduler.start()
         self.scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep")
+        # [retention], once a day, the first time a minute after start (not in its way).
+        self.scheduler.add_job(
+            self.purge,
+            "interval",
+            hours=24,
+            id="retention",
+            next_run_time=datetime.now(UTC) + RETENTION_DELAY,
+        )
         self.wake()
 
     def sweep(self) -> None:
@@ -163,6 +172,21 @@ class TimerScheduler:
             except Exception:  # e.g. the database is locked for long: the next sweep tries
                 log.exception("keeping the digest timer failed")
         self.wake()
+
+    def purge(self) -> None:
+        """Remove what is past [retention] (nothing when it keeps everything)."""
+        from mailbot import privacy
+
+        with self._lock:
+            if self._stopped or not self.cfg.retention.enabled:
+                return
+            try:
+                due = privacy.purge(self._ctx(), datetime.now(UTC))
+            except Exception:  # e.g. the database is locked for long: tomorrow's run tries
+                log.exception("retention purge failed")
+                return
+        if not due.empty:
+            log.info("retention purge", extra=due.counts())
 
     def wake(self) -> None:
         """Schedule timers due within `HORIZON` that we do not know yet; drop cancelled ones.

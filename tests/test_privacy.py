@@ -359,3 +359,23 @@ def test_a_database_file_copied_in_with_a_loose_mode_is_made_private(tmp_path):
     finally:
         bot.close()
 
+
+
+def test_the_daemon_purges_daily_what_is_past_retention(tmp_path):
+    from mailbot.scheduler import TimerScheduler
+
+    bot = retention_bot(tmp_path, raw_mail="1 day")
+    inbound_id = bot.deliver(outlook_with_attachment(), now=WARSAW_NOON - timedelta(days=3))
+    timers = TimerScheduler(bot.cfg, lambda: None)
+    timers.start()
+    try:
+        job = timers.scheduler.get_job("retention")
+        assert job is not None and job.trigger.interval == timedelta(hours=24)
+        timers.purge()  # what the job runs, now rather than a minute after start
+    finally:
+        timers.shutdown()
+    try:
+        assert bot.inbound(inbound_id)["raw"] == b""
+        assert bot.ctx.store.rows("events", kind="retention")
+    finally:
+        bot.close()
