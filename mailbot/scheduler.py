@@ -152,15 +152,19 @@ class TimerScheduler:
         self._recompute()  # config may have changed while we were down
         self.scheduler.start()
         self.scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep")
-        # [retention], once a day, the first time a minute after start (not in its way).
-        self.scheduler.add_job(
-            self.purge,
-            "interval",
-            hours=24,
-            id="retention",
-            next_run_time=datetime.now(UTC) + RETENTION_DELAY,
-        )
+        self._keep_retention()
         self.wake()
+
+    def _keep_retention(self) -> None:
+        """[retention], once a day, the first time a minute after start (not in its way)."""
+        if self.cfg.retention.enabled and self.scheduler.get_job("retention") is None:
+            self.scheduler.add_job(
+                self.purge,
+                "interval",
+                hours=24,
+                id="retention",
+                next_run_time=datetime.now(UTC) + RETENTION_DELAY,
+            )
 
     def sweep(self) -> None:
         """The periodic look: the digest timer too (a digest that gave up left none)."""
@@ -245,6 +249,7 @@ class TimerScheduler:
         self.cfg = cfg
         try:
             self._recompute()
+            self._keep_retention()
             self.wake()
         except Exception:  # the daemon keeps running; the next sweep or restart tries again
             log.exception("recomputing deadlines after reload failed")
