@@ -208,6 +208,9 @@ def cmd_raw(args: argparse.Namespace, cfg: Config) -> int:
     if data is None:
         print(f"mailbot raw: no inbound message {args.id}", file=sys.stderr)
         return 1
+    if not data:
+        print(f"mailbot raw: inbound {args.id} was removed (retention, erasure)", file=sys.stderr)
+        return 1
     _write_out(data, args.out)
     return 0
 

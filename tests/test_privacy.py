@@ -64,11 +64,29 @@ def gmail_with_cc(now=WARSAW_NOON) -> bytes:
     )
 
 
+def too_many_parts() -> bytes:
+    """Jan's Thunderbird mail with more MIME parts than [limits] max_parts: quarantined."""
+    msg = EmailMessage()
+    msg["From"] = f"{NAME} <{JAN}>"
+    msg["To"] = "pomoc@4dustry.com"
+    msg["Subject"] = "Zdjęcia z hali"
+    msg["Date"] = format_datetime(WARSAW_NOON)
+    msg["Message-ID"] = "<5b1c2e4f-8a9d-4e3b-9c7a-2f6d1e0b3a44@przyklad.pl>"
+    msg["User-Agent"] = "Mozilla Thunderbird"
+    msg.set_content(f"Zdjęcia w załącznikach ({PHRASE}).")
+    for n in range(501):
+        msg.add_attachment(b"x", maintype="image", subtype="png", filename=f"{n}.png")
+    return msg.as_bytes()
+
+
 def seeded(bot: Mailbot) -> None:
-    """Jan's own urgent ticket (answered by an agent, manager paged) and Ewa's, Jan in copy."""
+    """Jan's own urgent ticket (answered by an agent, manager paged), his quarantined mail,
+    and Ewa's ticket with Jan in copy."""
     bot.deliver(outlook_with_attachment())
     note = notification(bot, to="tomasz@4dustry.com")
     bot.deliver(outlook_reply(note, TOMASZ, "Dzień dobry Panie Janie, technik jest w drodze."))
+    bot.deliver(too_many_parts())
+    assert bot.ctx.store.count("inbound", status="quarantined") == 1
     later = WARSAW_NOON + timedelta(minutes=5)
     bot.deliver(gmail_with_cc(later), now=later)
     bot.deliver(gmail_reply(notification(bot, to="anna@4dustry.com"), "Anna Kowalska "
@@ -223,6 +241,7 @@ def test_raw_mail_goes_one_second_after_its_retention_not_at_it(tmp_path):
         assert gone.raw_mail == [inbound_id]
         row = bot.inbound(inbound_id)
         assert row["raw"] == b"" and row["size"] > 0 and row["status"] == "processed"
+        assert cli.main(["--config", str(bot.cfg.path), "raw", str(inbound_id)]) == 1
         # The text read from it stays on the ticket.
         [message] = bot.ctx.store.rows("messages", inbound_id=inbound_id)
         assert PHRASE in message["text"]
