@@ -86,7 +86,8 @@ class Holdings:
     tickets: dict[int, str]  # ticket id → role (requester, cc)
     whole: list[int]  # tickets that are the customer's alone: erased whole
     shared: list[int]  # tickets with other customers: only the customer's part goes
-    messages: list[int]
+    messages: list[int]  # erased: the customer's own, and all of their whole tickets
+    naming: list[int]  # other people's messages in shared tickets that name them: scrubbed
     inbound: list[int]
     attachments: list[Row]
     outbox: list[int]  # mail to them, on their tickets, or naming them
@@ -106,6 +107,7 @@ class Holdings:
             "tickets": len(self.whole),
             "shared_tickets": len(self.shared),
             "messages": len(self.messages),
+            "messages_naming": len(self.naming),
             "raw_mail": len(self.inbound),
             "attachments": len(self.attachments),
             "outgoing_mail": len(self.outbox),
@@ -152,7 +154,13 @@ def find(ctx: Context, address: str) -> Holdings:
         whole=whole,
         shared=shared,
         messages=messages,
-        inbound=personal.inbound_ids(messages, whole, address),
+        naming=[m for m in personal.messages_naming(shared, needles) if m not in messages],
+        inbound=sorted(
+            {
+                *personal.inbound_ids(messages, whole, address),
+                *personal.inbound_naming(names, list(tickets)),
+            }
+        ),
         attachments=personal.attachments_of(messages),
         outbox=outbox,
         outbox_erased=sorted(in_whole | to_them),
@@ -190,7 +198,9 @@ def export(ctx: Context, address: str, out: Path, now: datetime) -> dict[str, in
     tables: dict[str, list[dict[str, Any]]] = {
         "tickets": [_plain(r) for r in personal.by_ids("tickets", list(held.tickets))],
         "participants": [_plain(r) for r in held.participants],
-        "messages": [_plain(r) for r in personal.by_ids("messages", held.messages)],
+        "messages": [
+            _plain(r) for r in personal.by_ids("messages", sorted(held.messages + held.naming))
+        ],
         "attachments": [_plain(r) for r in held.attachments],
         "inbound": [
             {**_plain(r), "file": f"mail/inbound-{r['id']}.eml"} for r in inbound
@@ -248,7 +258,8 @@ def forget(ctx: Context, address: str, now: datetime, *, dry_run: bool = False) 
             gone = personal.purge_attachments([a["id"] for a in held.attachments], now)
             personal.replace_address(held.address, held.pseudonym)
             personal.scrub_texts([held.address], held.pseudonym)
-            personal.scrub_texts(held.names, ERASED)
+            # Names only where the customer took part: elsewhere "Jan" is someone else.
+            personal.scrub_texts(held.names, ERASED, list(held.tickets), words=True)
             personal.forget_undeliverable(held.address)
             counts = ", ".join(f"{k} {v}" for k, v in held.counts().items())
             store.events.add(

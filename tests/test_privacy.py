@@ -57,7 +57,7 @@ def gmail_with_cc(now=WARSAW_NOON) -> bytes:
     return make_mail(
         sender=f"Ewa Nowak <{EWA}>",
         subject="Pytanie o dostawę",
-        body="Dzień dobry, kiedy dotrze dostawa 5512? Ewa",
+        body="Dzień dobry, kiedy dotrze dostawa 5512? W kopii Jan Kowalski, który ją planuje.\nEwa",
         message_id="<CAH7xQk2bR1Ewa9sP0dGm=pQx+3tZ@mail.gmail.com>",
         headers={"Cc": f"{NAME} <{JAN}>"},
         date=now,
@@ -144,9 +144,11 @@ def test_export_holds_every_row_of_every_table_naming_the_customer(bot, tmp_path
         assert files[f"mail/inbound-{row['id']}.eml"] == row["raw"]
     [pdf] = [name for name in files if name.startswith("attachments/")]
     assert PHRASE.encode() in files[pdf] and pdf.endswith("protokol.pdf")
-    # Ewa's ticket is in (Jan is in copy) but marked shared; her own text is not his.
+    # Ewa's ticket is in (Jan is in copy) but marked shared; of her and Anna's messages
+    # there, only the one that names him.
     assert document["tickets_shared_with_others"] == [2]
-    assert all(m["from_addr"] != EWA for m in exported["messages"])
+    others = [m for m in exported["messages"] if m["ticket_id"] == 2]
+    assert [m["from_addr"] for m in others] == [EWA] and NAME in others[0]["text"]
 
 
 # -- erasure ------------------------------------------------------------------------------------
@@ -181,7 +183,9 @@ def test_forget_leaves_no_trace_in_the_database_files_or_the_data_dir(bot, capsy
         jans["requester"],
     }
     [ewa_text] = [m["text"] for m in store.rows("messages", ticket_id=2, from_addr=EWA)]
-    assert "kiedy dotrze dostawa 5512" in ewa_text
+    assert ewa_text.startswith(
+        "Dzień dobry, kiedy dotrze dostawa 5512? W kopii [erased], który ją planuje."
+    )
     # The audit trail says who, when and how much, nothing personal.
     [audit] = store.rows("events", kind="forgotten")
     assert audit["actor"].startswith("admin") and jans["requester"] in audit["detail"]

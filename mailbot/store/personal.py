@@ -64,6 +64,22 @@ class Personal(Queries):
             )
         ]
 
+    def messages_naming(self, ticket_ids: Sequence[int], needles: Sequence[str]) -> list[int]:
+        """Messages of these tickets whose text or subject holds any of `needles` (lower)."""
+        if not needles:
+            return []
+        naming = " OR ".join(
+            "instr(lower(text || ' ' || coalesce(subject, '')), ?) > 0" for _ in needles
+        )
+        return [
+            row[0]
+            for row in self.store.all(
+                f"SELECT id FROM messages WHERE ticket_id IN ({_marks(ticket_ids)})"
+                f" AND ({naming}) ORDER BY id",
+                (*ticket_ids, *needles),
+            )
+        ]
+
     def inbound_ids(
         self, message_ids: Sequence[int], ticket_ids: Sequence[int], address: str | None
     ) -> list[int]:
@@ -86,6 +102,24 @@ class Personal(Queries):
                 f"  WHERE ticket_id IN ({_marks(ticket_ids)}))"
                 f" OR ticket_id IN ({_marks(ticket_ids)}){naming} ORDER BY id",
                 params,
+            )
+        ]
+
+    def inbound_naming(self, names: Sequence[str], ticket_ids: Sequence[int]) -> list[int]:
+        """Inbound mail of these tickets whose raw bytes hold any of `names` (as written, or
+        in ASCII lower case): an agent's answer quoting someone who named the customer."""
+        if not names:
+            return []
+        naming = " OR ".join(
+            "instr(CAST(raw AS TEXT), ?) > 0 OR instr(lower(CAST(raw AS TEXT)), ?) > 0"
+            for _ in names
+        )
+        return [
+            row[0]
+            for row in self.store.all(
+                f"SELECT id FROM inbound WHERE ticket_id IN ({_marks(ticket_ids)})"
+                f" AND ({naming}) ORDER BY id",
+                (*ticket_ids, *(v for n in names for v in (n, n.lower()))),
             )
         ]
 
@@ -253,13 +287,22 @@ class Personal(Queries):
         return changed
 
     def scrub_texts(
-        self, needles: Iterable[str], replacement: str, ticket_ids: Sequence[int] | None = None
+        self,
+        needles: Iterable[str],
+        replacement: str,
+        ticket_ids: Sequence[int] | None = None,
+        *,
+        words: bool = False,
     ) -> int:
-        """Every mention of `needles` (any case) in kept texts becomes `replacement`."""
+        """Every mention of `needles` (any case) in kept texts becomes `replacement`.
+
+        `words`: only as whole words (names: "Jan" is not to go from "Janina" or "planu").
+        """
         patterns = [n for n in needles if n]
         if not patterns:
             return 0
-        pattern = re.compile("|".join(map(re.escape, patterns)), re.IGNORECASE)
+        alternatives = "|".join(map(re.escape, patterns))
+        pattern = re.compile(rf"\b(?:{alternatives})\b" if words else alternatives, re.I)
         params: tuple[int, ...] = ()
         scope = ""
         if ticket_ids is not None:
