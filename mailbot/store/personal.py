@@ -14,6 +14,7 @@ from typing import Any
 
 from mailbot.store.base import Queries, to_db
 
+ADDRESS_COLUMNS = {"from_addr", "requester", "to_addr", "cc", "actor"}
 ERASED = "[erased]"  # what stands for erased text that may not be empty (subjects, file names)
 
 
@@ -296,7 +297,8 @@ class Personal(Queries):
     ) -> int:
         """Every mention of `needles` (any case) in kept texts becomes `replacement`.
 
-        `words`: only as whole words (names: "Jan" is not to go from "Janina" or "planu").
+        `words`: only as whole words (names: "Jan" is not to go from "Janina" or "planu"),
+        and not in columns of addresses (jan.nowak@… is someone else).
         """
         patterns = [n for n in needles if n]
         if not patterns:
@@ -309,13 +311,15 @@ class Personal(Queries):
             scope, params = f" AND ticket_id IN ({_marks(ticket_ids)})", tuple(ticket_ids)
         changed = 0
         for table, columns in (
-            ("messages", ("text", "subject", "from_name")),
+            ("messages", ("text", "subject", "from_name", "from_addr")),
             ("outbox", ("subject", "body", "cc", "to_addr", "from_name")),
             ("events", ("detail", "actor")),
-            ("tickets", ("subject", "requester_name")),
+            ("tickets", ("subject", "requester_name", "requester")),
         ):
             where = scope.replace("ticket_id", "id") if table == "tickets" else scope
             for column in columns:
+                if words and column in ADDRESS_COLUMNS:
+                    continue
                 naming = " OR ".join(f"instr(lower({column}), ?) > 0" for _ in patterns)
                 rows = self.store.all(
                     f"SELECT id, {column} FROM {table} WHERE ({naming}){where}",
