@@ -97,11 +97,6 @@ class Holdings:
     undeliverable: list[Row]
     participants: list[Row] = field(default_factory=list)
 
-    @property
-    def needles(self) -> list[str]:
-        """What is searched for in texts: the address and the names, lower case."""
-        return [self.address, *(n.lower() for n in self.names)]
-
     def counts(self) -> dict[str, int]:
         return {
             "tickets": len(self.whole),
@@ -180,9 +175,8 @@ def _secret(ctx: Context) -> bytes:
 # -- access -------------------------------------------------------------------------------------
 
 
-def _plain(row: Row, leave_out: Iterable[str] = ()) -> dict[str, Any]:
-    skip = set(leave_out)
-    return {key: row[key] for key in row.keys() if key not in skip}  # noqa: SIM118
+def _plain(row: Row) -> dict[str, Any]:
+    return dict(row)
 
 
 def export(ctx: Context, address: str, out: Path, now: datetime) -> dict[str, int]:
