@@ -19,12 +19,13 @@ What is held about an address, and what erasing it means, is decided here; the s
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import hmac
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from mailbot.outbox import delivery_key
 from mailbot.store.personal import ERASED
 from mailbot.tokens import load_secret
 
+BATCH = 500  # rows per retention transaction
 MIN_NAME = 3  # shorter display names are not searched for in texts ("Jo" is in too many words)
 
 
@@ -138,7 +140,11 @@ def find(ctx: Context, address: str) -> Holdings:
     names = sorted(n for n in personal.names_of(address) if len(n) >= MIN_NAME)
     needles = [address, *(n.lower() for n in names)]
     messages = personal.message_ids(whole, address)
-    outbox = personal.outbox_ids(whole, needles)
+    # The address is searched for everywhere, names only on their tickets: elsewhere a
+    # "Jan Kowalski" is likely someone else.
+    outbox = sorted(
+        {*personal.outbox_ids(whole, [address]), *personal.outbox_naming(list(tickets), names)}
+    )
     in_whole = set(personal.outbox_ids(whole, []))
     to_them = set(personal.outbox_to(address))
     return Holdings(
@@ -159,7 +165,7 @@ def find(ctx: Context, address: str) -> Holdings:
         attachments=personal.attachments_of(messages),
         outbox=outbox,
         outbox_erased=sorted(in_whole | to_them),
-        events=personal.event_ids(whole, needles),
+        events=personal.event_ids(list(tickets), [address]),
         escalations=personal.escalation_ids(address),
         undeliverable=personal.undeliverable(address),
         participants=[
@@ -334,35 +340,46 @@ def purge(ctx: Context, now: datetime, *, dry_run: bool = False) -> Purge:
         return due
     store, personal = ctx.store, ctx.store.personal
     secret = _secret(ctx)
+
+    @functools.cache
+    def stand_in(address: str) -> str:
+        if is_staff(ctx.cfg, address) or is_pseudonym(address):
+            return address
+        return pseudonym(secret, address)
+
     store.secure_delete()
     try:
-        with store.atomic():
-            gone: list[str] = []
-            closed = due.closed_tickets
-            outbox: list[int] = []
-            if closed:
+        # In batches: short transactions (the daemon keeps working meanwhile), short IN lists.
+        for closed in _batches(due.closed_tickets):
+            with store.atomic():
                 messages = personal.message_ids(closed, "")
                 outbox = personal.outbox_ids(closed, [])
                 personal.blank_messages(messages)
                 personal.blank_tickets(closed, now)
                 personal.blank_outbox(outbox, ctx.cfg.mailbot.name)
                 personal.purge_raw(personal.inbound_ids(messages, closed, None))
-                gone += personal.purge_attachments(
+                gone = personal.purge_attachments(
                     [a["id"] for a in personal.attachments_of(messages)], now
                 )
-                for address in sorted(personal.addresses_in(closed)):
-                    if is_staff(ctx.cfg, address) or is_pseudonym(address):
-                        continue
-                    stand_in = pseudonym(secret, address)
-                    personal.replace_address(address, stand_in, closed)
-                    personal.scrub_texts([address], stand_in, closed)
-            personal.purge_raw(due.raw_mail, keep_reason=True)
-            gone += personal.purge_attachments(due.attachments, now)
+                personal.pseudonymise_tickets(closed, stand_in)
+            _remove_files(ctx, gone, outbox)
+        for raw in _batches(due.raw_mail):
+            with store.atomic():
+                personal.purge_raw(raw, keep_reason=True)
+        for files in _batches(due.attachments):
+            with store.atomic():
+                gone = personal.purge_attachments(files, now)
+            _remove_files(ctx, gone, [])
+        with store.atomic():
             counts = ", ".join(f"{k} {v}" for k, v in due.counts().items())
             store.events.add("retention", f"past [retention] removed: {counts}", at=now)
-        _remove_files(ctx, gone, outbox)
         store.erase_freed(vacuum=False)
     finally:
         store.secure_delete(False)
     return due
+
+
+def _batches(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 

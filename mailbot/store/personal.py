@@ -7,13 +7,14 @@ compared in lower case, as mailbot stores them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from sqlite3 import Row
 from typing import Any
 
 from mailbot.store.base import Queries, to_db
 
+EMAIL_RE = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 ADDRESS_COLUMNS = {"from_addr", "requester", "to_addr", "cc", "actor"}
 ERASED = "[erased]"  # what stands for erased text that may not be empty (subjects, file names)
 
@@ -143,6 +144,20 @@ class Personal(Queries):
                 + (f" OR {naming}" if naming else "")
                 + " ORDER BY id",
                 (*ticket_ids, *needles),
+            )
+        ]
+
+    def outbox_naming(self, ticket_ids: Sequence[int], names: Sequence[str]) -> list[int]:
+        """Outgoing mail of these tickets whose subject or body holds any of `names`."""
+        if not names or not ticket_ids:
+            return []
+        naming = " OR ".join("instr(lower(subject || ' ' || body), ?) > 0" for _ in names)
+        return [
+            row[0]
+            for row in self.store.all(
+                f"SELECT id FROM outbox WHERE ticket_id IN ({_marks(ticket_ids)})"
+                f" AND ({naming}) ORDER BY id",
+                (*ticket_ids, *(n.lower() for n in names)),
             )
         ]
 
@@ -333,6 +348,44 @@ class Personal(Queries):
                 changed += len(rows)
         return changed
 
+    def pseudonymise_tickets(
+        self, ticket_ids: Sequence[int], stand_in: Callable[[str], str]
+    ) -> None:
+        """Every address in rows of these tickets becomes `stand_in(address)`, set-wise.
+
+        `stand_in` returns staff addresses (and pseudonyms) unchanged; addresses inside the
+        events' texts and the outbox Cc lists are found by shape. For retention, where a
+        ticket batch holds hundreds of customers: one statement per column, not per address.
+        """
+        if not ticket_ids:
+            return
+
+        def replace(address: str | None) -> str | None:
+            return stand_in(address.lower()) if address else address
+
+        def scrub(text: str | None) -> str | None:
+            return EMAIL_RE.sub(lambda m: stand_in(m.group(0).lower()), text) if text else text
+
+        conn = self.store.conn
+        conn.create_function("mb_stand_in", 1, replace, deterministic=True)
+        conn.create_function("mb_scrub", 1, scrub, deterministic=True)
+        marks, ids = _marks(ticket_ids), tuple(ticket_ids)
+        for sql in (
+            "UPDATE OR REPLACE participants SET address = mb_stand_in(address), name = NULL"
+            f" WHERE ticket_id IN ({marks})",
+            "UPDATE tickets SET requester = mb_stand_in(requester), requester_name = NULL"
+            f" WHERE id IN ({marks})",
+            "UPDATE messages SET from_addr = mb_stand_in(from_addr),"
+            " from_name = CASE WHEN mb_stand_in(from_addr) = from_addr THEN from_name END"
+            f" WHERE ticket_id IN ({marks})",
+            "UPDATE outbox SET to_addr = mb_stand_in(to_addr), cc = mb_scrub(cc)"
+            f" WHERE ticket_id IN ({marks})",
+            f"UPDATE escalations SET customer = mb_stand_in(customer) WHERE ticket_id IN ({marks})",
+            "UPDATE events SET actor = mb_stand_in(actor), detail = mb_scrub(detail)"
+            f" WHERE ticket_id IN ({marks})",
+        ):
+            self.store.execute(sql, ids)
+
     def forget_undeliverable(self, address: str) -> int:
         return self.store.execute(
             "DELETE FROM undeliverable WHERE address = ?", (address,)
@@ -372,15 +425,3 @@ class Personal(Queries):
                 (to_db(cutoff),),
             )
         ]
-
-    def addresses_in(self, ticket_ids: Sequence[int]) -> set[str]:
-        """Every address taking part in, or writing to, these tickets."""
-        marks = _marks(ticket_ids)
-        rows = self.store.all(
-            f"SELECT address FROM participants WHERE ticket_id IN ({marks})"
-            f" UNION SELECT requester FROM tickets WHERE id IN ({marks})"
-            f" UNION SELECT from_addr FROM messages WHERE ticket_id IN ({marks})"
-            f" UNION SELECT to_addr FROM outbox WHERE ticket_id IN ({marks})",
-            tuple(ticket_ids) * 4,
-        )
-        return {row[0] for row in rows if row[0]}
