@@ -8,6 +8,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from mailbot.files import private_dir, write_private
+
 MAX_NAME = 120
 # Bidirectional overrides and other format characters can disguise "gpj.exe" as "exe.jpg".
 UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
@@ -35,8 +37,8 @@ def save(data_dir: Path, data: bytes) -> tuple[str, str]:
     rel = f"attachments/{digest[:2]}/{digest}"
     path = data_dir / rel
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        write_private(tmp, data)
         os.replace(tmp, path)
     return rel, digest

@@ -402,6 +402,9 @@ def cmd_raw(args: argparse.Namespace, cfg: Config) -> int:
     if data is None:
         print(f"mailbot raw: no inbound message {args.id}", file=sys.stderr)
         return 1
+    if not data:
+        print(f"mailbot raw: inbound {args.id} was removed (retention, erasure)", file=sys.stderr)
+        return 1
     _write_out(data, args.out)
     return 0
 
@@ -517,6 +520,47 @@ def version() -> str:
         return installed("mailbot")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
+
+
+def cmd_customer(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import privacy
+
+    ctx = _context(cfg)
+    now = datetime.now(UTC)
+    try:
+        if args.action == "export":
+            out = args.out or Path(f"customer-{privacy.normalise(args.address)}.zip")
+            counts = privacy.export(ctx, args.address, out, now)
+            print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            return 0
+        held = privacy.forget(ctx, args.address, now, dry_run=args.dry_run)
+    except privacy.Refused as exc:
+        print(f"mailbot customer {args.action}: refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    verb = "would be erased" if args.dry_run else f"erased; now {held.pseudonym}"
+    print(f"{held.address}: {verb}")
+    for name, count in held.counts().items():
+        print(f"  {name}: {count}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import privacy
+
+    if not cfg.retention.enabled:
+        print("mailbot purge: [retention] keeps everything (nothing configured)")
+        return 0
+    ctx = _context(cfg)
+    try:
+        due = privacy.purge(ctx, datetime.now(UTC), dry_run=args.dry_run)
+    finally:
+        ctx.close()
+    print("would remove:" if args.dry_run else "removed:")
+    for name, count in due.counts().items():
+        print(f"  {name}: {count}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -650,6 +694,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, metavar="PATH")
     p.add_argument("--force", action="store_true", help="replace an existing database")
     add("verify", cmd_verify, "database integrity; raw mail and attachments against SHA-256")
+    p = add("customer", cmd_customer, "a customer's personal data: export it, or erase it")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="everything held about ADDRESS, as one ZIP archive")
+    export.add_argument("address", metavar="ADDRESS")
+    export.add_argument(
+        "--out", type=Path, metavar="PATH", help="the archive (default: customer-ADDRESS.zip)"
+    )
+    forget = actions.add_parser("forget", help="erase ADDRESS's mail, texts, files and names")
+    forget.add_argument("address", metavar="ADDRESS")
+    forget.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
+    p = add("purge", cmd_purge, "remove what is past [retention] now")
+    p.add_argument("--dry-run", action="store_true", help="count what would go, change nothing")
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.mail.charsets import fold
+from mailbot.periods import Period, parse_period
 from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
 from mailbot.thanks import THANKS_PHRASES, THANKS_WORDS, ThanksRules
 
@@ -246,6 +247,19 @@ class Logging:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long personal data is kept; None keeps it (the default for each)."""
+
+    raw_mail: Period | None = None  # inbound mail as it arrived (.eml bytes)
+    attachments: Period | None = None  # files customers and agents sent
+    closed_tickets: Period | None = None  # texts and addresses of tickets closed this long
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.raw_mail, self.attachments, self.closed_tickets))
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailbot: MailbotSection
@@ -259,6 +273,7 @@ class Config:
     thanks: ThanksRules
     notifications: Notifications
     oauth2: OAuth2 | None = None
+    retention: Retention = field(default_factory=Retention)
     agents: tuple[Agent, ...] = ()
     managers: tuple[Manager, ...] = ()
     topics: tuple[Topic, ...] = ()
@@ -470,6 +485,10 @@ def _clock(value: Any, ctx: _Context) -> time:
 
 def _duration(value: Any, ctx: _Context) -> Duration:
     return parse_duration(_str(value, ctx))
+
+
+def _period(value: Any, ctx: _Context) -> Period | None:
+    return parse_period(_str(value, ctx))
 
 
 def _durations(value: Any, ctx: _Context) -> tuple[Duration, ...]:
@@ -752,6 +771,11 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "scopes": (_str_list, []),
         "authority": (_str, "https://login.microsoftonline.com"),
         "cafile": (_optional_path, ""),
+    },
+    "retention": {
+        "raw_mail": (_period, ""),
+        "attachments": (_period, ""),
+        "closed_tickets": (_period, ""),
     },
 }
 
@@ -1121,6 +1145,7 @@ def _build(path: Path, values: dict, arrays: dict) -> Config:
         thanks=ThanksRules(**values["thanks"]),
         notifications=_notifications(values["notifications"], hours["open"]),
         oauth2=_oauth2(values["oauth2"]),
+        retention=Retention(**values["retention"]),
         agents=tuple(Agent(**a) for a in arrays["agents"]),
         managers=tuple(Manager(**m) for m in arrays["managers"]),
         metrics=Metrics(*values["metrics"]["listen"]),

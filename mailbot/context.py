@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mailbot import templates as templates_module
 from mailbot.config import Config
+from mailbot.files import private_dir, tighten
 from mailbot.store import Store
 from mailbot.templates import Templates
 from mailbot.tokens import Signer, load_secret
@@ -71,7 +72,8 @@ def open_context(
     one that fails SQLite's quick_check (a corrupt page mid-file).
     """
     data_dir = cfg.mailbot.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
+    tighten(data_dir)
     if not new_database:
         _refuse_lost_database(cfg)
     path = database_path(cfg)

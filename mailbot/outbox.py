@@ -29,6 +29,7 @@ from mailbot import loops, notices, refusals, retry, writer
 from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.decisions import Plan
+from mailbot.files import private_dir, write_private
 from mailbot.mail import compose
 from mailbot.oauth import OAuthError
 from mailbot.signin import smtp_login, smtp_tokens
@@ -72,7 +73,7 @@ class MaildirTransport:
     def __init__(self, path: Path) -> None:
         self.path = path
         for sub in ("tmp", "new", "cur"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(path / sub)  # copies of mail to customers: mailbot's alone
 
     def send(self, key: str, envelope_from: str, recipients: list[str], data: bytes) -> None:
         try:
@@ -86,10 +87,7 @@ class MaildirTransport:
         if final.exists() or (self.path / "cur" / f"{name}:2,").exists():
             return  # delivered before a crash prevented marking the row: never twice
         tmp = self.path / "tmp" / name
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_private(tmp, data, sync=True)
         os.rename(tmp, final)
         dir_fd = os.open(self.path / "new", os.O_RDONLY)
         try:

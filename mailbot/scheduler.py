@@ -41,6 +41,7 @@ SWEEP_SECONDS = 30.0
 # Timers due within this much time are held in APScheduler; the sweep loads later ones as
 # their time comes closer (it runs many times within one HORIZON).
 HORIZON = timedelta(hours=1)
+RETENTION_DELAY = timedelta(minutes=1)  # the first daily retention purge, after start
 
 
 def fire(ctx: Context, timer_id: int, now: datetime) -> bool:
@@ -168,12 +169,24 @@ class TimerScheduler:
         self._recompute()  # config may have changed while we were down
         self.scheduler.start()
         self.scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep")
+        self._keep_retention()
         if self.on_alive is not None:
             self.on_alive()
             self.scheduler.add_job(
                 self.on_alive, "interval", seconds=self.alive_every, id="heartbeat"
             )
         self.wake()
+
+    def _keep_retention(self) -> None:
+        """[retention], once a day, the first time a minute after start (not in its way)."""
+        if self.cfg.retention.enabled and self.scheduler.get_job("retention") is None:
+            self.scheduler.add_job(
+                self.purge,
+                "interval",
+                hours=24,
+                id="retention",
+                next_run_time=datetime.now(UTC) + RETENTION_DELAY,
+            )
 
     def sweep(self) -> None:
         """The periodic look: the digest timer too (a digest that gave up left none)."""
@@ -185,6 +198,21 @@ class TimerScheduler:
             except Exception:  # e.g. the database is locked for long: the next sweep tries
                 log.exception("keeping the digest timer failed")
         self.wake()
+
+    def purge(self) -> None:
+        """Remove what is past [retention] (nothing when it keeps everything)."""
+        from mailbot import privacy
+
+        with self._lock:
+            if self._stopped or not self.cfg.retention.enabled:
+                return
+            try:
+                due = privacy.purge(self._ctx(), datetime.now(UTC))
+            except Exception:  # e.g. the database is locked for long: tomorrow's run tries
+                log.exception("retention purge failed")
+                return
+        if not due.empty:
+            log.info("retention purge", extra=due.counts())
 
     def wake(self) -> None:
         """Schedule timers due within `HORIZON` that we do not know yet; drop cancelled ones.
@@ -243,6 +271,7 @@ class TimerScheduler:
         self.cfg = cfg
         try:
             self._recompute()
+            self._keep_retention()
             self.wake()
         except Exception:  # the daemon keeps running; the next sweep or restart tries again
             log.exception("recomputing deadlines after reload failed")

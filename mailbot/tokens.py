@@ -26,6 +26,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbot.files import private_dir
+
 TOKEN_RE = re.compile(
     r"^<?mb\.(\d{1,12})\.([a-z]{1,16})\.([a-z0-9]{8,32})\.([a-z2-7]{26})@([^>]+)>?$"
 )
@@ -51,7 +53,7 @@ def load_secret(data_dir: Path) -> bytes:
     try:
         secret = path.read_bytes()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         secret = secrets.token_bytes(32)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

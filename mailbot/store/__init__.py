@@ -19,6 +19,7 @@ from mailbot.store import (
     install,
     messages,
     outbox,
+    personal,
     stats,
     tickets,
     timers,
@@ -47,6 +48,7 @@ class Store(Connection):
         self.addresses = addresses.Addresses(self)
         self.install = install.Install(self)
         self.stats = stats.Stats(self)
+        self.personal = personal.Personal(self)
 
     def pending_work(self, now: datetime) -> dict[str, int]:
         """What is left for the daemon to do at `now`; all zero means it is idle.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,8 +12,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from mailbot.files import private_dir
 from mailbot.store.schema import migrations
 from mailbot.tally import Tally
+
+WAL_FILES = ("-wal", "-shm", "-journal")
 
 # A row as read (sqlite3.Row) or as planned (a dict of the same columns).
 RowLike = sqlite3.Row | Mapping[str, Any]
@@ -35,9 +39,14 @@ class Connection:
     def __init__(self, path: Path | str, *, migrate: bool = True, wal: bool = True) -> None:
         """`wal=False` leaves the journal mode as the file has it (a backup copy keeps its own)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         # isolation_level=None: no implicit transactions; every write runs in atomic().
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        # Customers' mail: readable by mailbot alone, whatever the umask. SQLite gives the WAL
+        # and shared-memory files the database file's mode when it creates them.
+        for path in (self.path, *(self.path.with_name(self.path.name + s) for s in WAL_FILES)):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(0o600)
         conn.row_factory = sqlite3.Row
         self._depth = 0  # savepoint nesting inside the current transaction
         self.tally = Tally()  # figures for the metrics, handed on when a transaction commits
@@ -164,6 +173,41 @@ class Connection:
     def schema(self) -> list[tuple[str, str | None]]:
         """(name, SQL) of every table, index and trigger, by name."""
         return [tuple(r) for r in self.all("SELECT name, sql FROM sqlite_master ORDER BY name")]
+
+    def schema_tables(self) -> dict[str, list[tuple[str, str]]]:
+        """Every table of ours with its (column, declared type) pairs, by table name."""
+        names = [
+            row[0]
+            for row in self.all(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%' AND name != '_migrations' ORDER BY name"
+            )
+        ]
+        return {
+            name: [(col["name"], col["type"].upper()) for col in self.all(
+                "SELECT name, type FROM pragma_table_info(?) ORDER BY cid", (name,)
+            )]
+            for name in names
+        }
+
+    def secure_delete(self, on: bool = True) -> None:
+        """Zero what this connection's later statements delete or overwrite, in the pages."""
+        self.conn.execute(f"PRAGMA secure_delete = {'ON' if on else 'OFF'}")
+
+    def erase_freed(self, *, vacuum: bool = True) -> bool:
+        """Leave no copy of deleted or overwritten data in the database files.
+
+        After writes made with `secure_delete()` on: VACUUM rewrites the file from the live
+        rows only, and a TRUNCATE checkpoint copies the WAL into it and empties the WAL, which
+        held the old pages. False when another connection's open read kept the WAL from being
+        emptied (the copies go at the next checkpoint; run it again when the daemon is idle).
+        """
+        conn = self.conn
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if vacuum:
+            conn.execute("VACUUM")
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return not busy
 
     def count(self, table: str, **where: Any) -> int:
         sql, params = _where(where)

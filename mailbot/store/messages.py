@@ -148,10 +148,11 @@ class Attachments(Queries):
         )
 
     def files(self) -> list[Row]:
-        """(path, sha256, size) of every stored attachment file, once per file."""
+        """(path, sha256, size) of every stored attachment file, once per file; files that
+        retention or `customer forget` removed (`purged_at`) are not stored any more."""
         return self.store.all(
             "SELECT path, min(sha256) AS sha256, min(size) AS size FROM attachments"
-            " GROUP BY path ORDER BY path"
+            " WHERE purged_at IS NULL GROUP BY path ORDER BY path"
         )
 
     def by_ids(self, ids: Sequence[int]) -> list[Row]:

@@ -358,3 +358,20 @@ def m013_token_binding(db: Database) -> None:
         " VALUES (1, lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))"
     )
     db.execute("ALTER TABLE tickets ADD COLUMN token_key TEXT")
+
+
+@migrations()
+def m014_personal_data(db: Database) -> None:
+    """What retention and erasure removed, and when.
+
+    An attachment's file is gone when its row has `purged_at`; a ticket with `erased_at` keeps
+    only what the SLA report counts. An inbound message whose raw bytes were removed has an
+    empty `raw` (its `size` and SHA-256 stay: the same mail polled again is still recognised,
+    and a hash reveals nothing of the text); no column marks it, since a column after `raw`
+    costs every read of it a walk through the raw bytes' overflow pages.
+    """
+    for statement in (
+        "ALTER TABLE attachments ADD COLUMN purged_at TEXT",
+        "ALTER TABLE tickets ADD COLUMN erased_at TEXT",
+    ):
+        db.execute(statement)
