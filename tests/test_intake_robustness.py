@@ -1,0 +1,122 @@
+"""Intake under stress: a full disk, an IMAP server dying during IDLE, SMTP connection floods."""
+
+from __future__ import annotations
+
+import email
+import errno
+import logging
+import smtplib
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from mailbot import attachments
+from tests.daemon_helpers import InProcessDaemon, daemon_settings, wait_until
+from tests.helpers import make_mail
+
+
+def outlook_mail_with_invoice() -> bytes:
+    """An Outlook desktop message with a PDF attached, as Outlook 365 writes it."""
+    raw = make_mail(
+        sender="Katarzyna Nowak <k.nowak@stalex.pl>",
+        subject="Faktura do zamówienia 4471",
+        body="Dzień dobry,\r\n\r\nw załączniku faktura. Proszę o potwierdzenie.\r\n\r\n"
+        "Pozdrawiam\r\nKatarzyna Nowak",
+        message_id="<DB9PR04MB8412C5E0F3B1A2C4D5E6F7A8B9@DB9PR04MB8412.eurprd04.prod.outlook.com>",
+        headers={
+            "Thread-Topic": "Faktura do zamówienia 4471",
+            "Thread-Index": "AdlQm2b3xYz1k0WcT8Kq4f5n7R2h1A==",
+            "X-MS-Has-Attach": "yes",
+            "X-MS-TNEF-Correlator": "",
+            "Content-Language": "pl-PL",
+        },
+    )
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    msg.add_attachment(
+        b"%PDF-1.7 faktura 4471", maintype="application", subtype="pdf", filename="FV_4471.pdf"
+    )
+    return msg.as_bytes()
+
+
+# -- the pipeline: a full disk ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failures", [1, 12])
+def test_a_full_disk_delays_mail_but_never_quarantines_it(bot, monkeypatch, failures) -> None:
+    save = attachments.save
+    left = {"failures": failures}
+
+    def full_disk(data_dir: Path, data: bytes) -> tuple[str, str]:
+        if left["failures"]:
+            left["failures"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(data_dir, data)
+
+    monkeypatch.setattr(attachments, "save", full_disk)
+    inbound_id = bot.feed(outlook_mail_with_invoice())
+    later = bot.feed(make_mail(sender="jan@klient.pl", subject="Druga sprawa"))
+    for _ in range(failures):  # more passes than [mailbot] max_attempts (3) allows failures
+        summary = bot.run()
+        assert "waiting: disk full" in summary
+        assert bot.inbound(inbound_id)["status"] == "pending"
+        assert bot.inbound(inbound_id)["attempts"] == 0
+        assert bot.inbound(later)["status"] == "pending"  # order kept: nothing overtakes it
+        assert bot.tickets() == []
+    assert "waiting" not in bot.run()  # the disk has room again
+    assert bot.inbound(inbound_id)["status"] == "processed"
+    assert bot.inbound(later)["status"] == "processed"
+    assert bot.ctx.store.count("inbound", status="quarantined") == 0
+    [att] = bot.ctx.store.rows("attachments")
+    assert (bot.cfg.mailbot.data_dir / att["path"]).read_bytes() == b"%PDF-1.7 faktura 4471"
+    ack = next(m for m in bot.outbox() if m["To"] == "k.nowak@stalex.pl")
+    assert "Faktura do zamówienia 4471" in ack["Subject"]
+
+
+def test_a_broken_message_is_still_quarantined_after_max_attempts(bot, monkeypatch) -> None:
+    def broken(data_dir: Path, data: bytes) -> tuple[str, str]:
+        raise ValueError("not a disk problem")
+
+    monkeypatch.setattr(attachments, "save", broken)
+    inbound_id = bot.feed(outlook_mail_with_invoice())
+    bot.run()
+    assert bot.inbound(inbound_id)["status"] == "quarantined"
+    assert bot.inbound(inbound_id)["attempts"] == 3
+
+
+def test_the_daemon_logs_a_full_disk_once_and_resumes_when_it_clears(
+    tmp_path: Path, smtp_sink, monkeypatch, caplog
+) -> None:
+    save = attachments.save
+    full = {"disk": True}
+
+    def full_disk(data_dir: Path, data: bytes) -> tuple[str, str]:
+        if full["disk"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(data_dir, data)
+
+    monkeypatch.setattr(attachments, "save", full_disk)
+    running = InProcessDaemon(tmp_path, daemon_settings(smtp_sink)).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="mailbot"):
+            send_smtp(running.smtp_address, outlook_mail_with_invoice())
+            time.sleep(4)  # several tries while the disk stays full
+            assert running.count("inbound", status="pending") == 1
+            full["disk"] = False
+            wait_until(lambda: running.count("inbound", status="processed") == 1, 40, "resume")
+        waits = [r for r in caplog.records if r.getMessage() == "waiting: disk full"]
+        assert len(waits) == 1
+        assert running.count("inbound", status="quarantined") == 0
+        assert running.count("tickets") == 1
+    finally:
+        running.stop()
+
+
+def send_smtp(address: tuple[str, int], raw: bytes) -> None:
+    with smtplib.SMTP(*address, timeout=10) as smtp:
+        smtp.sendmail("k.nowak@stalex.pl", ["pomoc@4dustry.com"], raw)
+
+
+def _tickets(running: InProcessDaemon) -> int:
+    return running.count("tickets")
