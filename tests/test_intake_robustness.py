@@ -6,15 +6,17 @@ import email
 import errno
 import logging
 import smtplib
+import socket
 import time
 from email import policy
 from pathlib import Path
 
 import pytest
 
-from mailbot import attachments
+from mailbot import attachments, config
+from mailbot.sources.imap import open_client
 from tests.daemon_helpers import InProcessDaemon, daemon_settings, wait_until
-from tests.helpers import make_mail
+from tests.helpers import make_mail, write_config
 
 
 def outlook_mail_with_invoice() -> bytes:
@@ -120,3 +122,39 @@ def send_smtp(address: tuple[str, int], raw: bytes) -> None:
 
 def _tickets(running: InProcessDaemon) -> int:
     return running.count("tickets")
+
+
+# -- IMAP: a server killed during IDLE -----------------------------------------------------------
+
+
+def test_mail_is_fetched_within_seconds_after_the_imap_server_comes_back(
+    tmp_path: Path, dovecot, smtp_sink
+) -> None:
+    settings = daemon_settings(smtp_sink, dovecot, **{"inbound.imap.poll_interval": "61"})
+    running = InProcessDaemon(tmp_path, settings).start()
+    try:
+        dovecot.append(make_mail(sender="anna@firma-a.pl", subject="Pierwsza sprawa"))
+        wait_until(lambda: _tickets(running) == 1, 10, "the first message")
+        time.sleep(1)  # the source is IDLE now
+        dovecot.kill()  # every Dovecot process gone at once, without a goodbye
+        time.sleep(3)
+        dovecot.start()
+        dovecot.append(make_mail(sender="piotr@firma-b.pl", subject="Druga sprawa"))
+        returned = time.monotonic()
+        wait_until(lambda: running.count("inbound") == 2, 20, "the message after the restart")
+        assert time.monotonic() - returned < 10
+    finally:
+        running.stop()
+
+
+def test_imap_connections_use_tcp_keepalive(tmp_path: Path, dovecot) -> None:
+    """A server that vanishes without closing (power cut, network gone) is noticed by TCP."""
+    cfg = config.load(write_config(tmp_path, "", daemon_settings(None, dovecot)))
+    client = open_client(cfg.imap)
+    try:
+        sock = client.socket()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 120
+    finally:
+        client.shutdown()
