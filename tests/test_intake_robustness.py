@@ -158,3 +158,60 @@ def test_imap_connections_use_tcp_keepalive(tmp_path: Path, dovecot) -> None:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 120
     finally:
         client.shutdown()
+
+
+# -- SMTP: a flood of idle connections --------------------------------------------------------
+
+
+def _greeting(address: tuple[str, int]) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection(address, timeout=10)
+    return sock, sock.makefile("rb").readline()
+
+
+def test_connections_beyond_max_sessions_get_421_and_idle_ones_time_out(
+    tmp_path: Path, smtp_sink
+) -> None:
+    settings = daemon_settings(
+        smtp_sink, **{"inbound.smtp.max_sessions": "3", "inbound.smtp.idle_timeout": "2"}
+    )
+    running = InProcessDaemon(tmp_path, settings).start()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            sock, greeting = _greeting(running.smtp_address)
+            idle.append(sock)
+            assert greeting.startswith(b"220 ")
+        extra, refusal = _greeting(running.smtp_address)
+        assert refusal == b"421 4.7.0 too many connections, try again later\r\n"
+        assert extra.recv(100) == b""  # and closed
+        extra.close()
+        with pytest.raises(smtplib.SMTPConnectError) as info:
+            send_smtp(running.smtp_address, outlook_mail_with_invoice())
+        assert info.value.smtp_code == 421
+        assert running.count("inbound") == 0
+        # The silent connections are closed after idle_timeout; real mail gets through again.
+        for sock in idle:
+            sock.settimeout(10)
+            assert sock.recv(100) == b""
+        send_smtp(running.smtp_address, outlook_mail_with_invoice())
+        assert running.count("inbound") == 1
+        # A slot is free again as soon as a client says goodbye.
+        idle = [_greeting(running.smtp_address)[0] for _ in range(2)]
+        with smtplib.SMTP(*running.smtp_address, timeout=10) as smtp:
+            smtp.noop()
+        sessions = running.daemon.listener.sessions
+        wait_until(lambda: sessions.open == 2, 5, "the goodbye to free its slot")
+        send_smtp(running.smtp_address, make_mail(sender="jan@klient.pl"))
+        assert running.count("inbound") == 2
+    finally:
+        for sock in idle:
+            sock.close()
+        running.stop()
+
+
+def test_smtp_limits_are_configurable_and_validated(tmp_path: Path) -> None:
+    cfg = config.load(write_config(tmp_path, "", {}))
+    assert cfg.smtp.max_sessions == 100 and cfg.smtp.idle_timeout == 60.0
+    with pytest.raises(config.ConfigError) as info:
+        config.load(write_config(tmp_path, "", {"inbound.smtp.max_sessions": "0"}))
+    assert "max_sessions" in str(info.value)
