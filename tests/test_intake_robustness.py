@@ -209,6 +209,33 @@ def test_connections_beyond_max_sessions_get_421_and_idle_ones_time_out(
         running.stop()
 
 
+def test_a_slow_upload_is_not_an_idle_connection(tmp_path: Path, smtp_sink) -> None:
+    """idle_timeout is about silence: mail trickling in over a slow link for longer still
+    arrives (a 25 MB message takes minutes over a slow line)."""
+    settings = daemon_settings(smtp_sink, **{"inbound.smtp.idle_timeout": "1"})
+    running = InProcessDaemon(tmp_path, settings).start()
+    try:
+        raw = outlook_mail_with_invoice()
+        with smtplib.SMTP(*running.smtp_address, timeout=10) as smtp:
+            smtp.ehlo("mx.stalex.pl")
+            smtp.mail("k.nowak@stalex.pl")
+            smtp.rcpt("pomoc@4dustry.com")
+            smtp.putcmd("data")
+            assert smtp.getreply()[0] == 354
+            assert smtp.sock is not None
+            chunks = [raw[i : i + 200] for i in range(0, len(raw), 200)]
+            started = time.monotonic()
+            for chunk in chunks[:-1]:
+                smtp.sock.sendall(chunk)
+                time.sleep(2.5 / len(chunks))  # the whole message takes 2.5 idle_timeouts
+            smtp.sock.sendall(chunks[-1] + b"\r\n.\r\n")
+            code, _ = smtp.getreply()
+            assert code == 250 and time.monotonic() - started > 2
+        assert running.count("inbound") == 1
+    finally:
+        running.stop()
+
+
 def test_smtp_limits_are_configurable_and_validated(tmp_path: Path) -> None:
     cfg = config.load(write_config(tmp_path, "", {}))
     assert cfg.smtp.max_sessions == 100 and cfg.smtp.idle_timeout == 60.0

@@ -117,6 +117,7 @@ class Sessions:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
+        self.refusing = False  # logged once until a connection is served again
 
 
 class CappedSMTP(SMTP):
@@ -132,24 +133,32 @@ class CappedSMTP(SMTP):
         if not self._counted:  # not the second call after STARTTLS
             if self._sessions.open >= self._sessions.limit:
                 self._refused = True
-                log.warning(
-                    "connection refused: too many",
-                    extra={
-                        "peer": transport.get_extra_info("peername"),
-                        "sessions": self._sessions.open,
-                    },
-                )
+                if not self._sessions.refusing:
+                    self._sessions.refusing = True
+                    log.warning(
+                        "too many connections: refusing more with 421",
+                        extra={
+                            "peer": transport.get_extra_info("peername"),
+                            "sessions": self._sessions.open,
+                        },
+                    )
                 assert isinstance(transport, asyncio.WriteTransport)
                 transport.write(TOO_MANY)
                 transport.close()
                 return
             self._sessions.open += 1
+            self._sessions.refusing = False
             self._counted = True
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self._refused:
-            super().data_received(data)
+        if self._refused:
+            return
+        # aiosmtpd restarts its timer per command only: a large message arriving slowly
+        # would be cut off after `timeout` seconds. Any bytes show the client is not idle.
+        if self._timeout_handle is not None:
+            self._reset_timeout()
+        super().data_received(data)
 
     def eof_received(self) -> bool | None:
         return False if self._refused else super().eof_received()
