@@ -7,6 +7,7 @@ import errno
 import logging
 import smtplib
 import socket
+import sqlite3
 import time
 from email import policy
 from pathlib import Path
@@ -74,6 +75,34 @@ def test_a_full_disk_delays_mail_but_never_quarantines_it(bot, monkeypatch, fail
     assert (bot.cfg.mailbot.data_dir / att["path"]).read_bytes() == b"%PDF-1.7 faktura 4471"
     ack = next(m for m in bot.outbox() if m["To"] == "k.nowak@stalex.pl")
     assert "Faktura do zamówienia 4471" in ack["Subject"]
+
+
+@pytest.mark.parametrize(
+    ("error", "waiting"),
+    [
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "disk quota exceeded"),
+        (OSError(errno.EMFILE, "Too many open files"), "too many open files"),
+        (sqlite3.OperationalError("database is locked"), "database locked"),
+        (sqlite3.OperationalError("database or disk is full"), "disk full"),
+    ],
+)
+def test_other_machine_troubles_wait_too(bot, monkeypatch, error, waiting) -> None:
+    save = attachments.save
+    left = {"failures": 5}
+
+    def troubled(data_dir: Path, data: bytes) -> tuple[str, str]:
+        if left["failures"]:
+            left["failures"] -= 1
+            raise error
+        return save(data_dir, data)
+
+    monkeypatch.setattr(attachments, "save", troubled)
+    inbound_id = bot.feed(outlook_mail_with_invoice())
+    for _ in range(5):
+        assert f"waiting: {waiting}" in bot.run()
+    bot.run()
+    assert bot.inbound(inbound_id)["status"] == "processed"
+    assert len(bot.tickets()) == 1
 
 
 def test_a_broken_message_is_still_quarantined_after_max_attempts(bot, monkeypatch) -> None:
