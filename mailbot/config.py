@@ -149,6 +149,8 @@ class SmtpInbound:
     port: int
     protocol: str
     max_message_size: int
+    max_sessions: int = 100  # connections at once; more are answered 421 and closed
+    idle_timeout: float = 60.0  # seconds a silent client may hold its connection
 
 
 @dataclass(frozen=True)
@@ -384,8 +386,22 @@ def _positive(value: Any, ctx: _Context) -> int:
     return value
 
 
+def _at_least_one(value: Any, ctx: _Context) -> int:
+    value = _int(value, ctx)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
 def _float(value: Any, ctx: _Context) -> float:
     return float(_typed((int, float), "a number")(value, ctx))
+
+
+def _seconds(value: Any, ctx: _Context) -> float:
+    value = _float(value, ctx)
+    if value <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return value
 
 
 def _str_list(value: Any, ctx: _Context) -> tuple[str, ...]:
@@ -677,6 +693,8 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "listen": (_listen, "127.0.0.1:2525"),
         "protocol": (_choice("smtp", "lmtp"), "smtp"),
         "max_message_size": (_size, "25 MB"),
+        "max_sessions": (_at_least_one, 100),
+        "idle_timeout": (_seconds, 60.0),
     },
     "inbound.imap": {
         "enabled": (_bool, False),

@@ -28,13 +28,13 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
-from mailbot import datalock, logs, mailboxes, systemd
+from mailbot import datalock, logs, mailboxes, retry, systemd
 from mailbot import templates as templates_module
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, DatabaseUnusable, database_path, open_context
 from mailbot.heartbeat import Heartbeats
 from mailbot.outbox import deliver_due, make_transport, next_due
-from mailbot.worker import process_pending
+from mailbot.worker import Counts, process_pending, transient
 
 if TYPE_CHECKING:  # imported where used: aiosmtpd and APScheduler load only when needed
     from mailbot.metrics import Metrics
@@ -44,7 +44,8 @@ if TYPE_CHECKING:  # imported where used: aiosmtpd and APScheduler load only whe
 log = logging.getLogger("mailbot")
 
 IDLE_WAIT = 5.0  # seconds a loop sleeps when nobody wakes it (a safety net, not the path)
-RETRY_WAIT = 0.5  # after a failed pass (e.g. a full disk), before trying again
+RETRY_WAIT = 0.5  # after a failed pass, before trying again
+WAITING_CAP = 30.0  # most seconds between tries while the disk is full or the database locked
 HUNG_AFTER = 60.0  # a part silent this long is hung: no more watchdog pings
 STATUS_EVERY = 10.0  # seconds between STATUS= updates (sooner when a part hangs or recovers)
 
@@ -64,6 +65,7 @@ def run_once(ctx: Context, now: datetime | None = None) -> str:
         f"inbound: {counts.processed} processed, {counts.ignored} ignored,"
         f" {counts.quarantined} quarantined; timers: {fired} fired; outbox: {report.sent} sent,"
         f" {report.retried} deferred, {report.failed} failed"
+        + (f"; waiting: {counts.waiting}" if counts.waiting else "")
     )
 
 
@@ -117,6 +119,8 @@ class Daemon:
 
     def worker_loop(self) -> None:
         ctx = self._counted(open_context(self.cfg, migrate=False))
+        waiting: str | None = None  # what a transient failure made us wait for
+        tries = 0
         try:
             while self._going("worker"):
                 self.inbound_ready.wait(self.beat_every)
@@ -130,17 +134,36 @@ class Daemon:
                         should_stop=lambda: not self._going("worker"),
                         on_commit=self.outbox_ready.set,
                     )
-                except Exception:  # e.g. the disk is full: keep the daemon up, try again soon
-                    log.exception("worker pass failed")
-                    self.stop.wait(RETRY_WAIT)
+                except Exception as exc:  # e.g. the commit found the disk full
+                    counts = Counts(waiting=transient(exc))
+                    if not counts.waiting:
+                        log.exception("worker pass failed")
+                        self.stop.wait(RETRY_WAIT)
+                        self.inbound_ready.set()
+                        continue
+                if counts.waiting:
+                    # Once per episode in the log; mail stays pending, tried again with backoff.
+                    if waiting != counts.waiting:
+                        log.warning("waiting: %s", counts.waiting)
+                    waiting, tries = counts.waiting, tries + 1
+                    self._pause(retry.backoff(tries, first=1.0, cap=WAITING_CAP, jitter=0.2))
                     self.inbound_ready.set()
                     continue
+                if waiting:
+                    log.warning("resumed after waiting: %s", waiting)
+                    waiting, tries = None, 0
                 if counts.processed or counts.ignored:
                     self.outbox_ready.set()
                     if self.scheduler:
                         self.scheduler.wake()
         finally:
             ctx.close()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait `seconds` (or until stopped), beating as an idle part does meanwhile."""
+        deadline = time.monotonic() + seconds
+        while self._going("worker") and (left := deadline - time.monotonic()) > 0:
+            self.stop.wait(min(left, self.beat_every))
 
     def sender_loop(self) -> None:
         ctx = self._counted(open_context(self.cfg, migrate=False))

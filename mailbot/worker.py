@@ -3,14 +3,18 @@
 Each message's steps end in a `Plan` that `mailbot.writer` applies in the message's own
 savepoint. This is the only place with a broad `except` for messages: whatever goes wrong with
 one is recorded on its inbound row as an `Outcome` (retried, then quarantined after
-`max_attempts`) and the worker carries on.
+`max_attempts`) and the worker carries on. A failure of the machine rather than of the message
+(a full disk, a locked database: `transient`) counts no attempt: the message stays pending and
+the pass stops, to be tried again when the condition clears (`Counts.waiting`).
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
+import sqlite3
 import time
 import traceback
 from collections.abc import Callable
@@ -62,6 +66,42 @@ class Counts:
     ignored: int = 0
     quarantined: int = 0
     retried: int = 0
+    waiting: str | None = None  # a transient failure stopped the pass: what we wait for
+
+
+# A full disk, a failing disk, a locked database: nothing wrong with the message itself.
+TRANSIENT_ERRNOS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EIO: "disk I/O error",
+    errno.EAGAIN: "resource temporarily unavailable",
+    errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files",
+}
+TRANSIENT_SQLITE = {
+    "database is locked": "database locked",
+    "database table is locked": "database locked",
+    "disk i/o error": "disk I/O error",
+    "database or disk is full": "disk full",
+}
+
+
+def transient(exc: BaseException) -> str | None:
+    """What the machine lacks when `exc` (or an exception it came from) is no fault of the
+    message; None for anything else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in TRANSIENT_ERRNOS:
+            return TRANSIENT_ERRNOS[current.errno]
+        if isinstance(current, sqlite3.OperationalError):
+            text = str(current).lower()
+            for message, what in TRANSIENT_SQLITE.items():
+                if message in text:
+                    return what
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @dataclass(frozen=True)
@@ -71,6 +111,7 @@ class Outcome:
     status: str
     reason: str
     error: str | None = None  # the traceback of a failure
+    waiting: str | None = None  # a transient failure: what the machine lacks (see transient)
 
 
 def utcnow() -> datetime:
@@ -93,7 +134,7 @@ def _run(job: Job, steps: tuple[Step, ...]) -> Outcome | None:
 
 def _failed(exc: BaseException) -> Outcome:
     error = "".join(traceback.format_exception(exc, limit=20))
-    return Outcome("failed", f"{type(exc).__name__}: {exc}", error)
+    return Outcome("failed", f"{type(exc).__name__}: {exc}", error, transient(exc))
 
 
 def _finish(ctx: Context, row_id: int, now: datetime, **values: object) -> None:
@@ -162,6 +203,10 @@ def process_row(ctx: Context, row: Row, job: Job, outcome: Outcome | None, count
 def _record(ctx: Context, row: Row, now: datetime, outcome: Outcome, counts: Counts) -> None:
     """What happened to a message that was not processed, on its inbound row."""
     store = ctx.store
+    if outcome.waiting:  # not the message's fault: no attempt counted, it stays pending
+        counts.waiting = outcome.waiting
+        log.debug("transient failure", extra={"inbound": row["id"], "error": outcome.reason})
+        return
     store.tally.add("inbound", row["source"], outcome.status)  # quarantined failed ignored …
     if outcome.status == "quarantined":
         _quarantine(ctx, row, now, outcome.reason, None)
@@ -221,6 +266,8 @@ def process_pending(
     `on_commit` runs after each commit (the daemon wakes the outbox sender with it).
     `by_time`: in order of the mail's own time, not of storing (a history import stores its
     folders one after the other; an answer must come after the mail it answers).
+    A transient failure (`transient`) ends the pass with `Counts.waiting` set: the message
+    and those after it stay pending, in order, for the caller to try again later.
     """
     counts = Counts()
     store = ctx.store
@@ -237,5 +284,9 @@ def process_pending(
         with store.atomic():
             for row, job, outcome in prepared:
                 process_row(ctx, row, job, outcome, counts)
+                if counts.waiting:
+                    break
         on_commit()
+        if counts.waiting:
+            return counts
     return counts

@@ -5,12 +5,18 @@ the stored messages. Mail the daemon stored is marked with the keyword `$Mailbot
 \\Seen) or moved to `processed_folder`; a crash between commit and flagging only means the flag
 is set on the next pass. After a UIDVALIDITY change the folder is rescanned and intake's
 content hash keeps anything from being stored twice.
+
+A dead connection is noticed within seconds, not at the next poll: a socket that turns readable
+without a response (the server closed it) or a server silent during IDLE for `IDLE_QUIET` ends
+IDLE with a NOOP, which fails on a dead connection; TCP keepalive finds peers that vanished
+without closing; IDLE is re-issued every `IDLE_MAX` (servers drop it after 30 minutes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -30,12 +36,15 @@ log = logging.getLogger("mailbot.imap")
 
 STORED = b"$MailbotStored"
 FETCH_BYTES = 16 * 1024 * 1024  # fetch in batches of about this many bytes
-IDLE_MAX = 25 * 60  # RFC 2177: re-issue IDLE before servers' 30-minute timeout
+IDLE_MAX = 10 * 60  # re-issue IDLE this often, well before servers' 30-minute timeout
+IDLE_QUIET = 120.0  # seconds without a word from the server during IDLE before a NOOP
+# TCP keepalive: probe after 60 s without traffic, every 10 s; 3 unanswered: the peer is gone.
+KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
 
 
 def reconnect_delay(failures: int) -> float:
-    """1 s, 2 s, 4 s … up to a minute, ±30 %."""
-    return retry.backoff(failures, first=1.0, cap=60.0, jitter=0.3)
+    """1 s, 2 s, 4 s … up to 15 s, ±30 %: mail flows again soon after the server returns."""
+    return retry.backoff(failures, first=1.0, cap=15.0, jitter=0.3)
 
 
 class ImapSource:
@@ -131,17 +140,33 @@ class ImapSource:
                 client.noop()
 
     def wait_idle(self, client: IMAPClient) -> None:
-        """IDLE until the server reports new mail, the poll interval passes, or we stop."""
-        deadline = time.monotonic() + min(self.cfg.imap.poll_interval, IDLE_MAX)
+        """IDLE until the server reports new mail, the poll interval passes, or we stop.
+
+        Raises (the caller reconnects) when the connection turns out dead: IMAPClient's
+        idle_check swallows the end of the stream, so a socket that was readable yet gave no
+        response, or a server silent for `IDLE_QUIET`, is asked with a NOOP.
+        """
+        started = heard = time.monotonic()
+        deadline = started + min(self.cfg.imap.poll_interval, IDLE_MAX)
+        suspect = False
         client.idle()
         try:
             while not self.stop.is_set() and time.monotonic() < deadline:
                 self.beat()
+                asked = time.monotonic()
                 responses = client.idle_check(timeout=1)
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-                    return
+                now = time.monotonic()
+                if responses:
+                    heard = now
+                    if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                        return
+                elif now - asked < 0.5 or now - heard > IDLE_QUIET:
+                    suspect = True  # readable without a response (closed), or long silent
+                    break
         finally:
-            client.idle_done()
+            client.idle_done()  # on a dead connection this raises: no answer comes
+        if suspect:
+            client.noop()
 
     # -- draining --------------------------------------------------------------------------
 
@@ -226,10 +251,20 @@ def open_client(imap: ImapInbound) -> IMAPClient:
     try:
         if imap.tls == "starttls":
             client.starttls(context)
+        keepalive(client.socket())
     except BaseException:
         client.shutdown()
         raise
     return client
+
+
+def keepalive(sock: socket.socket) -> None:
+    """TCP keepalive on `sock`: a peer that vanished without closing is noticed in ~90 s."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE.items():
+        option = getattr(socket, name, None)  # Linux names; other systems keep their defaults
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _close(client: IMAPClient) -> None:

@@ -5,6 +5,10 @@ The listener takes no ticket decisions. RCPT is accepted only for the support ad
 relay); SIZE is announced and enforced (552); DATA is answered 250 once the raw bytes are
 committed in the inbound table, 451 if anything failed. The recipients are kept with the
 message: they tell which mailbox it came in through.
+
+At most `max_sessions` connections are served at once; one more is answered `421` and closed,
+and a client silent for `idle_timeout` is disconnected: a flood of idle connections cannot use
+up the file handles that real deliveries and the database need.
 """
 
 from __future__ import annotations
@@ -104,6 +108,74 @@ class IntakeHandler:
         self._executor.shutdown(wait=True)
 
 
+TOO_MANY = b"421 4.7.0 too many connections, try again later\r\n"
+
+
+class Sessions:
+    """How many connections are being served; touched only on the listener's event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.refusing = False  # logged once until a connection is served again
+
+
+class CappedSMTP(SMTP):
+    """aiosmtpd's SMTP, serving a connection only while fewer than `Sessions.limit` are open."""
+
+    def __init__(self, handler: IntakeHandler, sessions: Sessions, **kwargs: object) -> None:
+        super().__init__(handler, **kwargs)  # type: ignore[arg-type]
+        self._sessions = sessions
+        self._counted = False
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:  # not the second call after STARTTLS
+            if self._sessions.open >= self._sessions.limit:
+                self._refused = True
+                if not self._sessions.refusing:
+                    self._sessions.refusing = True
+                    log.warning(
+                        "too many connections: refusing more with 421",
+                        extra={
+                            "peer": transport.get_extra_info("peername"),
+                            "sessions": self._sessions.open,
+                        },
+                    )
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(TOO_MANY)
+                transport.close()
+                return
+            self._sessions.open += 1
+            self._sessions.refusing = False
+            self._counted = True
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        # aiosmtpd restarts its timer per command only: a large message arriving slowly
+        # would be cut off after `timeout` seconds. Any bytes show the client is not idle.
+        if self._timeout_handle is not None:
+            self._reset_timeout()
+        super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return False if self._refused else super().eof_received()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._counted:
+            self._counted = False
+            self._sessions.open -= 1
+        super().connection_lost(error)
+
+
+class CappedLMTP(LMTP, CappedSMTP):
+    """The same for LMTP."""
+
+
 class Listener(Controller):
     """The SMTP or LMTP server on the configured address, running in its own thread."""
 
@@ -117,11 +189,13 @@ class Listener(Controller):
             data_size_limit=cfg.smtp.max_message_size,
             ident="mailbot",
             server_hostname=cfg.mailbot.domain,
+            timeout=cfg.smtp.idle_timeout,
         )
+        self.sessions = Sessions(cfg.smtp.max_sessions)
 
     def factory(self) -> SMTP:
-        server_class = LMTP if self.protocol == "lmtp" else SMTP
-        return server_class(self.handler, **self.SMTP_kwargs)
+        server_class = CappedLMTP if self.protocol == "lmtp" else CappedSMTP
+        return server_class(self.handler, self.sessions, **self.SMTP_kwargs)
 
     def abandon(self) -> None:
         """Clean up after start() failed (nothing is listening): no thread or loop left behind."""
