@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from mailbot.mail.automatic import detect_automatic
 from mailbot.mail.parse import parse
 from tests.helpers import WARSAW_NOON, body_of
 
@@ -109,3 +112,48 @@ def test_bidi_controls_never_reach_agents(bot) -> None:
     raw = note.as_bytes()
     assert "Jan Kowalski <jan@klient.pl>" in body_of(note)
     assert BIDI.encode() not in raw and b"=E2=80=AE" not in raw and b"4oCu" not in raw
+
+
+# -- bounces only flufl.bounce recognises ---------------------------------------------------
+# A gateway's notice sent from the failed mailbox's own address under the original subject
+# ("RE: …") with "non remis (delivery failed)" appended: our rules take "RE:" from a person
+# for a human reply; GNU Mailman's detectors know the notice's wording.
+
+SIMPLE_20 = "flufl-bounce/data/simple_20.txt"
+
+
+def test_gateway_notice_under_a_reply_subject_is_a_bounce(bot, corpus: Path) -> None:
+    raw = (corpus / SIMPLE_20).read_bytes()
+    found = detect_automatic(parse(raw).message, own_domains=("4dustry.com",))
+    assert found is not None and found.kind == "bounce" and found.bounce is not None
+    assert found.bounce.recipients == ("duke@ald.socgen.com",)
+    assert found.bounce.permanent
+    bot.deliver(raw, now=WARSAW_NOON)
+    assert bot.outbox() == []  # no acknowledgement to a mail system
+
+
+def test_customer_quoting_that_notice_is_answered(bot, corpus: Path) -> None:
+    """Outlook's reply: the customer's words above the quoted notice, under "RE:"."""
+    notice = (corpus / SIMPLE_20).read_bytes().split(b"\n\n", 1)[1].decode()
+    raw = (
+        "From: Jan Kowalski <jan@klient.pl>\r\n"
+        "To: pomoc@4dustry.com\r\n"
+        "Subject: RE: Zamówienie 123 : non remis (delivery failed)\r\n"
+        "Date: Mon, 30 Nov 2026 11:00:00 +0100\r\n"
+        "Message-ID: <DB9PR02MB7164A1B2C3D4E5F6A7B8C9D0E1F2A3B4@DB9PR02MB7164.eurprd02.prod"
+        ".outlook.com>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "MIME-Version: 1.0\r\n"
+        "\r\n"
+        "Dzień dobry,\r\n\r\ndostałem taki komunikat. Czy moje zamówienie do Państwa dotarło?\r\n"
+        "\r\nJan Kowalski\r\n\r\n"
+        "From: Dsicspiibs.spi-internet@socgen.com <Dsicspiibs.spi-internet@socgen.com>\r\n"
+        "Sent: Monday, November 30, 2026 10:12 AM\r\n"
+        "To: Jan Kowalski <jan@klient.pl>\r\n"
+        "Subject: RE: Zamówienie 123 : non remis (delivery failed)\r\n\r\n"
+        + notice.replace("\n", "\r\n")
+    ).encode()
+    assert detect_automatic(parse(raw).message, own_domains=("4dustry.com",)) is None
+    bot.deliver(raw, now=WARSAW_NOON)
+    assert [m["To"] for m in bot.outbox() if m["To"] == "jan@klient.pl"] == ["jan@klient.pl"]
