@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mailbot.cli import main
 from mailbot.mail.automatic import detect_automatic
 from mailbot.mail.parse import parse
 from tests.helpers import WARSAW_NOON, body_of
@@ -157,3 +158,76 @@ def test_customer_quoting_that_notice_is_answered(bot, corpus: Path) -> None:
     assert detect_automatic(parse(raw).message, own_domains=("4dustry.com",)) is None
     bot.deliver(raw, now=WARSAW_NOON)
     assert [m["To"] for m in bot.outbox() if m["To"] == "jan@klient.pl"] == ["jan@klient.pl"]
+
+
+# -- attachment names ----------------------------------------------------------------------
+
+HOSTILE_FILES = [
+    # (name as the sender wrote it in Content-Disposition, name agents see)
+    ('filename="../../../../tmp/PWNED"', "PWNED"),
+    ("filename*=utf-8''invoice%E2%80%AEgpj.exe", "invoicegpj.exe"),
+    ("filename*=utf-8''faktura.pdf%E2%80%A8-%20umowa.pdf", "faktura.pdf - umowa.pdf"),
+    ('filename="=?utf-8?q?C:=5CUsers=5Cjan=5C..=5CCON.txt?="', "_CON.txt"),
+]
+
+
+def mail_with_files() -> bytes:
+    """Outlook's multipart/mixed with the hostile names above, each a small PDF."""
+    parts = "".join(
+        "--_004_DB9PR02MB7164_\r\n"
+        f'Content-Type: application/pdf; name="plik{n}.pdf"\r\n'
+        f"Content-Disposition: attachment; {disposition}\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        "JVBERi0xLjQK\r\n"
+        for n, (disposition, _) in enumerate(HOSTILE_FILES)
+    )
+    return (
+        "From: Jan Kowalski <jan@klient.pl>\r\n"
+        "To: pomoc@4dustry.com\r\n"
+        "Subject: Faktury\r\n"
+        "Date: Mon, 30 Nov 2026 11:00:00 +0100\r\n"
+        "Message-ID: <DB9PR02MB71640F1E2D3C4B5A69788796A5B4C3D2@DB9PR02MB7164.eurprd02.prod"
+        ".outlook.com>\r\n"
+        'Content-Type: multipart/mixed; boundary="_004_DB9PR02MB7164_"\r\n'
+        "MIME-Version: 1.0\r\n\r\n"
+        "--_004_DB9PR02MB7164_\r\n"
+        'Content-Type: text/plain; charset="iso-8859-2"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "W za=B3=B1czeniu faktury.\r\n\r\n" + parts + "--_004_DB9PR02MB7164_--\r\n"
+    ).encode()
+
+
+def test_agents_see_and_get_files_under_safe_names(bot) -> None:
+    bot.deliver(mail_with_files(), now=WARSAW_NOON)
+    [note] = [m for m in bot.outbox() if m["To"] == "anna@4dustry.com"]
+    listed = [
+        line[2:].rsplit(" (", 1)[0] for line in body_of(note).splitlines() if line[:2] == "- "
+    ]
+    assert listed == [shown for _, shown in HOSTILE_FILES]
+    # The files carried to the agent, as their mail client will save them: the raw bytes.
+    [raw] = [
+        p.read_bytes()
+        for p in (bot.cfg.outbound.path / "new").iterdir()
+        if b"To: anna@4dustry.com" in p.read_bytes()
+    ]
+    for _, shown in HOSTILE_FILES:
+        assert f'filename="{shown}"'.encode() in raw or f"filename*=utf-8''{shown}".encode() in raw
+    assert b"\xe2\x80\xae" not in raw and b"%E2%80%AE" not in raw and b"PWNED\r\n" not in raw
+    assert b"../" not in raw and b"C:" not in raw
+
+
+def test_attachment_out_directory_gets_the_shown_name_and_nothing_outside(
+    bot, tmp_path: Path, capsys
+) -> None:
+    bot.deliver(mail_with_files(), now=WARSAW_NOON)
+    config = tmp_path / "config.toml"
+    out = tmp_path / "pobrane"
+    out.mkdir()
+    before = set(tmp_path.rglob("PWNED"))
+    [first] = bot.ctx.store.rows("attachments", filename="PWNED")
+    assert main(["--config", str(config), "attachment", str(first["id"]), "--out", str(out)]) == 0
+    assert (out / "PWNED").read_bytes() == b"%PDF-1.4\n"
+    assert set(tmp_path.rglob("PWNED")) - before == {out / "PWNED"}
+    # Never over what is already there (a file, or a link planted to point elsewhere).
+    assert main(["--config", str(config), "attachment", str(first["id"]), "--out", str(out)]) == 1
+    assert "File exists" in capsys.readouterr().err
