@@ -639,23 +639,40 @@ def parse_bounce(msg: Message) -> Bounce | None:
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 
+# flufl's detectors read every line of every part: 25 MB of attachments took minutes. A
+# notice names the failed addresses near its top; the returned original may follow.
+_MAX_SECOND_OPINION = 16_000  # characters of the notice they, and strip_reply, are shown
+
+
+def _notice_only(msg: Message, notice: str) -> Message:
+    """The message's headers over the notice's text alone, as one plain-text part."""
+    copy = Message()
+    for name, value in msg.raw_items():
+        if not name.lower().startswith(("content-", "mime-version")):
+            copy[name] = value
+    copy.set_payload(notice)
+    return copy
+
+
 def second_opinion(msg: Message) -> Bounce | None:
     """A bounce flufl.bounce (GNU Mailman's detectors) finds where `parse_bounce` found none.
 
     For mail no rule of ours calls automatic: a message that still bears a bounce's cheap
     signs (`_could_be_bounce`; a person's mail needs a bounce subject) and names failed
     addresses in flufl's formats, such as a gateway's notice under the original "RE:"
-    subject with "non remis (delivery failed)" added. A person quoting a bounce to ask about
+    subject with "non remis (delivery failed)" added. The detectors read the notice's text
+    (`notice_text`, bounded), not attachments: DSNs and attached originals are ours to read.
+    A person quoting a bounce to ask about
     it is never one: failed addresses count only outside a quoted message (Outlook's header
     block, "> " lines, "On … wrote:"), as `strip_reply` cuts it for agents.
     """
     try:
         if not _could_be_bounce(msg):
             return None
-        temporary, permanent = all_failures(msg)
+        notice = notice_text(msg)[:_MAX_SECOND_OPINION]
+        temporary, permanent = all_failures(_notice_only(msg, notice))
         if not (temporary or permanent):
             return None
-        notice = notice_text(msg)
         own_words = strip_reply(notice).lower()
     except Exception:  # flufl's detectors trip on some malformed mail: no opinion then
         return None
