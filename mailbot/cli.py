@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from mailbot import attachments, views
 from mailbot import config as config_module
-from mailbot import views
 from mailbot.config import Config, ConfigError
 from mailbot.context import Context, DatabaseUnusable, open_context
 
@@ -386,10 +386,23 @@ def cmd_attachment(args: argparse.Namespace, cfg: Config) -> int:
         return 1
     finally:
         ctx.close()
-    if data is None:
+    if data is None or row is None:
         print(f"mailbot attachment: no attachment {args.id}", file=sys.stderr)
         return 1
-    _write_out(data, args.out)
+    out = args.out
+    if out is not None and out.is_dir():
+        # Into the directory under the sanitised name the agents saw, never outside it and
+        # never over a file (or a link) already there.
+        out = out / attachments.safe_filename(row["filename"])
+        try:
+            with out.open("xb") as file:
+                file.write(data)
+        except OSError as exc:
+            print(f"mailbot attachment: {out}: {exc.strerror}", file=sys.stderr)
+            return 1
+        print(f"{out}: {len(data)} bytes", file=sys.stderr)
+        return 0
+    _write_out(data, out)
     return 0
 
 
@@ -663,7 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the bytes of a stored attachment (its ID is in `show` and in agents' notifications)",
     )
     p.add_argument("id", type=row_id)
-    p.add_argument("--out", type=Path, metavar="PATH", help="write to PATH, not standard output")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="write to PATH, not standard output (a directory: under the file's shown name)",
+    )
     p = add("raw", cmd_raw, "an inbound message exactly as it arrived (.eml)")
     p.add_argument("id", type=row_id)
     p.add_argument("--out", type=Path, metavar="PATH", help="write to PATH, not standard output")

@@ -21,6 +21,7 @@ from mailbot.mail.bounce import (
     local_part,
     parse_bounce,
     report_type,
+    second_opinion,
     ses_notification_type,
 )
 from mailbot.mail.headers import address_specs
@@ -114,6 +115,7 @@ def detect_automatic(
         _null_return_path,
         _noreply_sender,
         _rule_generated,
+        _flufl_bounce,
     ]
     for rule in rules:
         try:
@@ -236,6 +238,12 @@ def _noreply_sender(msg: Message) -> Automatic | None:
             if NOREPLY_LOCAL_RE.match(local_part(address)):
                 return Automatic("auto-generated", f"sender {address}")
     return None
+
+
+def _flufl_bounce(msg: Message) -> Automatic | None:
+    """Last: a bounce none of our rules recognised, by GNU Mailman's detectors."""
+    bounce = second_opinion(msg)
+    return Automatic("bounce", "non-standard bounce (flufl.bounce)", bounce) if bounce else None
 
 
 def _rule_generated(msg: Message) -> Automatic | None:

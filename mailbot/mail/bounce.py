@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
 
+from flufl.bounce import all_failures
+
 from mailbot.mail.headers import address_specs, header_value, header_values, raw_index
 from mailbot.mail.mime import DSN_TYPES, MESSAGE_TYPES, children, content_type, iter_parts
 from mailbot.mail.mime import part_text as _part_text
+from mailbot.mail.quotes import strip_reply
 
 # Caps on scanned text: bounce notices are short; the returned original can be megabytes.
 _MAX_TEXT = 200_000  # characters of a notice worth reading
@@ -628,3 +632,62 @@ def parse_bounce(msg: Message) -> Bounce | None:
         return _parse(msg)
     except Exception:  # last resort: malformed mail must not crash intake
         return None
+
+
+# flufl.bounce logs every exception of its detectors with a traceback; a malformed notice
+# is ordinary here, and the second opinion below catches what they raise.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
+
+# flufl's detectors read every line of every part: 25 MB of attachments took minutes. A
+# notice names the failed addresses near its top; the returned original may follow.
+_MAX_SECOND_OPINION = 16_000  # characters of the notice they, and strip_reply, are shown
+
+
+def _notice_only(msg: Message, notice: str) -> Message:
+    """The message's headers over the notice's text alone, as one plain-text part."""
+    copy = Message()
+    for name, value in msg.raw_items():
+        if not name.lower().startswith(("content-", "mime-version")):
+            copy[name] = value
+    copy.set_payload(notice)
+    return copy
+
+
+def second_opinion(msg: Message) -> Bounce | None:
+    """A bounce flufl.bounce (GNU Mailman's detectors) finds where `parse_bounce` found none.
+
+    For mail no rule of ours calls automatic: a message that still bears a bounce's cheap
+    signs (`_could_be_bounce`; a person's mail needs a bounce subject) and names failed
+    addresses in flufl's formats, such as a gateway's notice under the original "RE:"
+    subject with "non remis (delivery failed)" added. The detectors read the notice's text
+    (`notice_text`, bounded), not attachments: DSNs and attached originals are ours to read.
+    A person quoting a bounce to ask about
+    it is never one: failed addresses count only outside a quoted message (Outlook's header
+    block, "> " lines, "On … wrote:"), as `strip_reply` cuts it for agents.
+    """
+    try:
+        if not _could_be_bounce(msg):
+            return None
+        notice = notice_text(msg)[:_MAX_SECOND_OPINION]
+        temporary, permanent = all_failures(_notice_only(msg, notice))
+        if not (temporary or permanent):
+            return None
+        own_words = strip_reply(notice).lower()
+    except Exception:  # flufl's detectors trip on some malformed mail: no opinion then
+        return None
+    found = [a.decode("ascii", "replace") for a in sorted(permanent) + sorted(temporary)]
+    # Only addresses in the sender's own words: in a quote, they are a person's question.
+    recipients = [
+        _clean_address(a) for a in found if _EMAIL_RE.fullmatch(a) and a.lower() in own_words
+    ]
+    if not recipients:
+        return None
+    head = split_notice(notice)
+    return Bounce(
+        permanent=bool(permanent),
+        recipients=tuple(dict.fromkeys(recipients)),
+        original_message_id=original_message_id(msg, notice),
+        status=_status_in(head),
+        kind="nonstandard",
+    )

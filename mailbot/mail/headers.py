@@ -22,6 +22,16 @@ MSGID_RE = re.compile(r"<[^<>\s]{1,250}>")
 FOLD_RE = re.compile(r"\r?\n[ \t]")
 # Control characters never belong in a header value we show or reuse.
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# An RFC 2047 encoded-word. Its text may hold address specials (":", "@", "<", ","), which
+# the address parser must not see: it would take "=?utf-8?q?Jan:" for a group name.
+ENCODED_WORD_RE = re.compile(r"=\?[^?\s]{1,75}\?[bBqQ]\?[^?\s]{0,998}\?=")
+_WORD_MARK = "mailbotencodedword"
+_WORD_MARK_RE = re.compile(_WORD_MARK + r"(\d+)x")
+# Shown names: bidirectional controls reorder what an agent reads ("exe.pdf" for "fdp.exe"),
+# line and paragraph separators start a new line in a notice; both go.
+BIDI_RE = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+NAME_SPACE_RE = re.compile(r"[\s\u2028\u2029\x85]+")
+MAX_DISPLAY_NAME = 100
 
 
 class _Headers:
@@ -125,6 +135,26 @@ def header_value(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
+def _getaddresses(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """getaddresses() with each encoded-word parsed as one atom, restored afterwards.
+
+    RFC 2047 §5: encoded-words are decoded after the address is parsed, never before, and
+    what they hold (":", "@", "<", CR LF) cannot split the address or become its addr-spec.
+    """
+    words: list[str] = []
+
+    def mark(match: re.Match[str]) -> str:
+        words.append(match.group(0))
+        return f"{_WORD_MARK}{len(words) - 1}x"
+
+    def restore(text: str) -> str:
+        return _WORD_MARK_RE.sub(lambda m: words[int(m.group(1))], text) if words else text
+
+    if any("=?" in v for v in values) and not any(_WORD_MARK in v for v in values):
+        values = [ENCODED_WORD_RE.sub(mark, v) for v in values]
+    return tuple((restore(n), restore(a)) for n, a in email.utils.getaddresses(values))
+
+
 def _address_pairs(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
     """getaddresses() over the unfolded raw values, once per message and header."""
     name = name.lower()
@@ -133,7 +163,7 @@ def _address_pairs(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
     if pairs is None:
         unfolded = [FOLD_RE.sub(" ", v) for v in state.raw.get(name, [])]
         try:
-            pairs = tuple(email.utils.getaddresses(unfolded)) if unfolded else ()
+            pairs = _getaddresses(unfolded) if unfolded else ()
         except Exception:  # getaddresses can trip on exotic input
             pairs = tuple(("", v) for v in unfolded)
         state.pairs[name] = pairs
@@ -148,14 +178,43 @@ def address_specs(msg: Message, name: str) -> list[str]:
 
 
 def addresses(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
-    """(display name, lower-cased address) pairs of an address header; bad entries skipped."""
+    """(display name, lower-cased address) pairs of an address header; bad entries skipped.
+
+    The display name is decoded and made safe to show (`display_name`). An addr-spec that
+    is an encoded-word ("=?utf-8?q?x@evil.example?=") is no address: RFC 2047 §5 forbids one.
+    """
     out = []
     for display, addr in _address_pairs(msg, name):
         addr = addr.strip().lower()
-        if "@" not in addr or any(c in addr for c in " \t\r\n\x00<>,;"):
+        if (
+            "@" not in addr
+            or any(c in addr for c in " \t\r\n\x00<>,;")
+            or ENCODED_WORD_RE.search(addr)
+        ):
             continue
-        out.append((decode_header_text(display), addr))
+        out.append((display_name(decode_header_text(display), addr), addr))
     return tuple(out)
+
+
+def display_name(name: str, address: str) -> str:
+    """A sender's name as staff may read it next to, or instead of, their address.
+
+    Bidirectional controls and line separators go, whitespace is collapsed, length is
+    bounded. A name that looks like an address is no name: the address itself gives ''
+    (the address is shown instead), another address gets the real one beside it, so
+    '"ceo@4dustry.com" <x@evil.example>' reads "ceo@4dustry.com (x@evil.example)" wherever
+    a mail client shows the name alone.
+    """
+    if name.isascii() and name.isprintable() and "@" not in name and len(name) <= 100:
+        return name  # the common case: nothing to do
+    name = NAME_SPACE_RE.sub(" ", BIDI_RE.sub("", CONTROL_RE.sub("", name))).strip()
+    if len(name) > MAX_DISPLAY_NAME:
+        name = name[: MAX_DISPLAY_NAME - 1].rstrip() + "…"
+    if "@" not in name:
+        return name
+    if name.strip("'\"<> ").lower() == address:
+        return ""
+    return name if address in name.lower() else f"{name} ({address})"
 
 
 def message_ids(text: str) -> tuple[str, ...]:
