@@ -186,7 +186,7 @@ def measure_daemon(raws: list[bytes], agents: int) -> dict[str, Any]:
             for thread in senders:
                 thread.join()
             expected = len(raws) * (1 + agents)  # an ack and a notice to every agent each
-            acked = wait_until(lambda: len(sink.messages) >= expected, 300, "acks and notices")
+            acked = wait_until(lambda: len(sink.messages) >= expected, 900, "acks and notices")
             done = time.perf_counter() - started
             time.sleep(0.5)
             after = status_mib(pid)
