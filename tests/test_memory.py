@@ -26,7 +26,11 @@ def pasted_log(lines: int) -> str:
     return "".join(LOG_LINE.format(m=n // 60 % 60, s=n % 60, n=n) for n in range(lines))
 
 
-def thunderbird_mail(text: str, message_id: str = "8d3f0c2a-5b7e-4c1d-9a6f-2e4b8c0d1f3a") -> bytes:
+def thunderbird_mail(
+    text: str,
+    message_id: str = "8d3f0c2a-5b7e-4c1d-9a6f-2e4b8c0d1f3a",
+    subject: str = "Log sterownika z linii 3",
+) -> bytes:
     """Plain-text mail as Thunderbird 128 sends it: format=flowed, 8bit UTF-8, its own ids."""
     head = (
         f"Message-ID: <{message_id}@firma.pl>\r\n"
@@ -36,7 +40,7 @@ def thunderbird_mail(text: str, message_id: str = "8d3f0c2a-5b7e-4c1d-9a6f-2e4b8
         "Content-Language: pl\r\n"
         "To: pomoc@4dustry.com\r\n"
         "From: Jan Kowalski <jan.kowalski@firma.pl>\r\n"
-        "Subject: Log sterownika z linii 3\r\n"
+        f"Subject: {subject}\r\n"
         "Content-Type: text/plain; charset=UTF-8; format=flowed\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"
     )
@@ -102,6 +106,27 @@ def test_a_pasted_log_is_cut_in_agents_notices_and_kept_whole_on_the_ticket(tmp_
     assert kept["text"].rstrip().endswith(log.rstrip().rsplit("\n", 1)[-1])
     assert len(kept["text"]) > len(log)
     bot.close()
+
+
+def test_a_cut_follow_up_points_to_the_original_it_carries(bot: Mailbot):
+    bot.deliver(thunderbird_mail(pasted_log(5)))
+    [ticket] = bot.tickets()
+    bot.deliver(
+        thunderbird_mail(
+            pasted_log(3000),
+            message_id="1f0e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+            subject=f"Re: [4Dustry #{ticket['id']}] Log sterownika z linii 3",
+        )
+    )
+    followups = [m for m in bot.outbox() if m["To"] == "anna@4dustry.com"][1:]
+    assert len(followups) == 1
+    [note] = followups
+    body = plain(note)
+    assert body.rstrip().endswith(
+        "[…]\n(Tekst skrócony: powiadomienie cytuje najwyżej 100 kB.\n"
+        "Cała wiadomość jest w załączniku original.eml.)"
+    )
+    assert [part.get_filename() for part in note.iter_attachments()] == ["original.eml"]
 
 
 def test_a_short_text_is_quoted_whole_without_a_cut_note(bot: Mailbot):
