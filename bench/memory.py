@@ -161,8 +161,8 @@ def measure_daemon(raws: list[bytes], agents: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mailbot-memory-") as tmp, SmtpSink(tls=False) as sink:
         config = write_config(Path(tmp), agents_toml(agents), settings=daemon_settings(sink))
         daemon = DaemonProcess(config)
-        daemon.start()
         try:
+            daemon.start()  # inside: a slow start on a busy machine leaves no daemon behind
             assert daemon.proc is not None
             pid = daemon.proc.pid
             time.sleep(2)  # scheduler, sender and worker have started and gone idle
