@@ -229,6 +229,7 @@ class Limits:
 class Notifications:
     digest: time | None  # when the daily digest goes to agents on business days; None: off
     attachments_max: int  # bytes of customer files (and original message) carried to agents
+    text_max: int = 100_000  # bytes of the customer's text a notification to agents quotes
 
 
 @dataclass(frozen=True)
@@ -607,6 +608,14 @@ def _size(value: Any, ctx: _Context) -> int:
     return int(float(number) * (1024 if binary else 1000) ** power)
 
 
+def _text_size(value: Any, ctx: _Context) -> int:
+    """[notifications] text_max: a size of at least 1 KB (a notification quotes something)."""
+    size = _size(value, ctx)
+    if size < 1000:
+        raise ValueError(f"must be at least 1 KB, not {value!r}")
+    return size
+
+
 # [notifications] digest left out: the digest goes at the opening time of [hours].
 AT_OPENING = object()
 
@@ -766,6 +775,7 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
     "notifications": {
         "digest": (_digest_time, AT_OPENING),
         "attachments_max": (_size, "10 MB"),
+        "text_max": (_text_size, "100 KB"),
     },
     "metrics": {
         "listen": (_optional_listen, ""),
@@ -1079,6 +1089,7 @@ def _notifications(values: dict, opens: time) -> Notifications:
     return Notifications(
         digest=opens if digest is AT_OPENING else digest,
         attachments_max=values["attachments_max"],
+        text_max=values["text_max"],
     )
 
 

@@ -283,6 +283,22 @@ def to_customer(
     return None
 
 
+def quoted_text(text: str, limit: int) -> tuple[str, bool]:
+    """The customer's text as a notification to agents quotes it: at most `limit` UTF-8 bytes
+    (`[notifications] text_max`), cut at a line end in its second half when there is one;
+    and whether it was cut. Only the head is encoded: a 25 MB text is not copied whole."""
+    if len(text) <= limit // 4:  # no character takes more than 4 bytes
+        return text, False
+    head = text[: limit + 1]
+    data = head.encode("utf-8", "surrogateescape")
+    if len(head) == len(text) and len(data) <= limit:
+        return text, False
+    if len(data) > limit:
+        head = data[:limit].decode("utf-8", "ignore")
+    line_end = head.rfind("\n", len(head) // 2)
+    return (head[:line_end] if line_end > 0 else head).rstrip(), True
+
+
 @dataclass(frozen=True)
 class CarriedFiles:
     """Which of a message's attachments a notification to agents carries, within the cap."""

@@ -11,6 +11,7 @@ to a small fixed set of statements, so plans of many messages could later be wri
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from sqlite3 import Row
 from typing import Any
 
@@ -37,6 +38,7 @@ from mailbot.decisions import (
     stored,
 )
 from mailbot.store import to_db
+from mailbot.templates import Rendered
 
 
 class _Writing:
@@ -49,6 +51,9 @@ class _Writing:
         self.kept_attachments: list[int] = []  # ids of the kept message's attachments, in order
         self._ticket: Row | None = None  # read when a template needs it, dropped on change
         self._contexts: dict[str, dict[str, Any]] = {}  # notices.context per language, likewise
+        # The last rendering and what it was made from: the notices of one message to ten
+        # agents differ only in their recipients, so they share one subject and body.
+        self._last: tuple[tuple[object, ...], object, Mapping[str, Any], Rendered] | None = None
 
     def ticket(self) -> Row:
         if self._ticket is None:
@@ -177,6 +182,7 @@ class _Writing:
         context: dict[str, Any] = {}
         ticket_key = None
         box = ctx.cfg.mailboxes[0]  # mail about no ticket (a digest) goes from the default
+        base: dict[str, Any] | None = None
         if self.ticket_id:
             ticket = self.ticket()
             ticket_key = ticket["token_key"]
@@ -185,14 +191,15 @@ class _Writing:
                 self._contexts[send.language] = notices.context(
                     ctx.cfg, ticket, send.language, store, now
                 )
-            context = dict(self._contexts[send.language])
+            base = self._contexts[send.language]
+            context = dict(base)
         attached: list[int] = []
         if send.attach_message and self.message_row is not None:
             kept = self.kept_attachments
             context["attachment_ids"] = kept  # so the text can name them
             only = send.attach_only
             attached = kept if only is None else [kept[i] for i in only if i < len(kept)]
-        rendered = ctx.templates.render(send.template, send.language, **{**context, **send.context})
+        rendered = self._render(send, base, context)
         message_id = ctx.signer.message_id(
             self.ticket_id or 0, send.purpose, send.to, box.domain, ticket_key
         )
@@ -233,6 +240,21 @@ class _Writing:
                     "created_at": to_db(now),
                 }
             )
+
+    def _render(self, send: Send, base: object, context: dict[str, Any]) -> Rendered:
+        """The template with the ticket's `context` and the Send's own, rendered once for
+        Sends that differ only in whom they go to (the ticket's context unchanged between)."""
+        key = (send.template, send.language, context.get("attachment_ids"))
+        last = self._last
+        # `base` (the ticket's context) is compared by identity: when the ticket changed it
+        # was made anew; the Send's own values compare equal when they are the same objects.
+        if last and last[0] == key and last[1] is base and last[2] == send.context:
+            return last[3]
+        rendered = self.ctx.templates.render(
+            send.template, send.language, **{**context, **send.context}
+        )
+        self._last = (key, base, send.context, rendered)
+        return rendered
 
 
 def write(ctx: Context, plan: Plan) -> int | None:

@@ -65,14 +65,20 @@ def unverified(job: Job) -> Plan:
     plan.start(ticket)
     plan.add(job.kept("note", verified=False))
     plan.event("unverified", f"{sender.address}: {sender.reason}; no command run")
-    for agent in job.ctx.cfg.agents:  # all of them: the real owner of the address too
+    cfg = job.ctx.cfg
+    text, text_cut = notices.quoted_text(job.parsed.text, cfg.notifications.text_max)
+    for agent in cfg.agents:  # all of them: the real owner of the address too
         plan.add(
             notices.to_staff(
-                job.ctx.cfg,
+                cfg,
                 template="agent_unverified",
                 to=agent.email,
                 sender=sender,
-                text=job.parsed.text,
+                text=text,
+                text_cut=text_cut,
+                text_max=cfg.notifications.text_max,
+                raw_size=len(job.raw),
+                inbound_id=job.inbound_id,
             )
         )
     return plan

@@ -60,6 +60,9 @@ def _notify_agents(
     if job.history:
         return  # old mail: agents see it in the ticket, nobody is told of it
     text = (strip_reply(parsed.text) if new_text_only else parsed.text).strip()
+    # One text, quoted by every agent's notice: bounded, so ten agents do not make ten
+    # copies of a pasted 25 MB log (the ticket keeps the whole text).
+    text, text_cut = notices.quoted_text(text, cfg.notifications.text_max)
     files = notices.carried_files(cfg, parsed.attachments, len(job.raw) if new_text_only else None)
     box = notices.mailbox(cfg, plan.ticket)
     for address in notices.ticket_agents(cfg, plan.ticket):
@@ -74,6 +77,9 @@ def _notify_agents(
                 attach=files.carried,
                 attach_original=bool(files.original and files.original["carried"]),
                 text=text,
+                text_cut=text_cut,
+                text_max=cfg.notifications.text_max,
+                raw_size=len(job.raw),
                 sender=sender,
                 files=files.files,
                 left_out=files.left_out,
