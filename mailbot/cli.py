@@ -422,19 +422,31 @@ def cmd_raw(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
-    from mailbot import report
-
+def _document(
+    args: argparse.Namespace,
+    cfg: Config,
+    build: Callable[[Context, datetime], dict],
+    render: Callable[[dict], str],
+) -> int:
+    """A figures document read from the database now: JSON with --json, else as text."""
     ctx = _context(cfg)
     try:
-        doc = report.build(ctx, datetime.now(UTC), since=args.since)
+        doc = build(ctx, datetime.now(UTC))
     finally:
         ctx.close()
     if args.json:
         _print_json(doc)
     else:
-        print(report.render(doc))
+        print(render(doc))
     return 0
+
+
+def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
+    from mailbot import report
+
+    return _document(
+        args, cfg, lambda ctx, now: report.build(ctx, now, since=args.since), report.render
+    )
 
 
 def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
@@ -464,16 +476,7 @@ def cmd_escalations(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
     from mailbot import stats
 
-    ctx = _context(cfg)
-    try:
-        doc = stats.build(ctx.store, datetime.now(UTC))
-    finally:
-        ctx.close()
-    if args.json:
-        _print_json(doc)
-    else:
-        print(stats.render(doc))
-    return 0
+    return _document(args, cfg, lambda ctx, now: stats.build(ctx.store, now), stats.render)
 
 
 def _backup_command(name: str, run: Callable[[], object]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -55,3 +56,13 @@ def bot(tmp_path: Path):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `slow` first: started last, one would keep a parallel run waiting for it."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+@pytest.fixture
+def restore_logging():
+    """The root logger's handlers and level put back after the test (`logs.setup` changes them)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import smtplib
@@ -23,14 +22,8 @@ from mailbot.store import Store
 from tests.daemon_helpers import DaemonProcess, InProcessDaemon, daemon_settings, wait_until
 from tests.helpers import ROOT, make_mail, write_config
 
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# CLI commands set up logging; the root logger is put back after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def thunderbird_mail_with_pdf(n: int) -> tuple[bytes, str]:

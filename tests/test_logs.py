@@ -7,8 +7,6 @@ import logging
 import re
 import smtplib
 
-import pytest
-
 from mailbot import config as config_module
 from mailbot import logs
 from mailbot.cli import main
@@ -19,15 +17,6 @@ from tests.helpers import make_mail, write_config
 OUTLOOK_ID = "<AM9PR02MB7345C1F8E0D6B0A3E1C2D4F5A6B7C8D9@AM9PR02MB7345.eurprd02.prod.outlook.com>"
 OUTLOOK_HEADERS = {"Thread-Index": "AQHZ8k3xYzABCDEFGhIjKlMnOpQrSt==", "X-MS-Has-Attach": ""}
 CUSTOMER = "magdalena.wisniewska@klient-logistyka.pl"
-
-
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_default_logs_show_only_the_domain_of_every_address(tmp_path, smtp_sink) -> None:

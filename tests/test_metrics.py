@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import smtplib
 import urllib.request
 from datetime import datetime, timedelta
@@ -37,13 +36,8 @@ OUT_OF_OFFICE = make_mail(
 )
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# CLI commands set up logging; the root logger is put back after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def scrape(port: int) -> dict[tuple[str, frozenset], float]:

@@ -79,6 +79,18 @@ def microsoft(endpoint: TokenEndpoint, **more: str) -> dict[str, str]:
     }
 
 
+def smtp_oauth2(relay) -> dict[str, str]:
+    """[outbound] to a loopback relay without TLS, signing in as the mailbox with OAuth2."""
+    return {
+        "outbound.transport": '"smtp"',
+        "outbound.host": '"127.0.0.1"',
+        "outbound.port": str(relay.port),
+        "outbound.starttls": "false",
+        "outbound.username": f'"{DEFAULT_USER}"',
+        "outbound.auth": '"oauth2"',
+    }
+
+
 def oauth_everywhere(sink: SmtpSink, dovecot: Dovecot, oauth2: dict[str, str]) -> dict[str, str]:
     return daemon_settings(
         sink,
@@ -210,12 +222,7 @@ def test_smtp_auth_refused_with_a_revoked_token_is_retried_once_and_the_mail_goe
     tmp_path: Path, token_endpoint, xoauth2_sink
 ) -> None:
     settings = {
-        "outbound.transport": '"smtp"',
-        "outbound.host": '"127.0.0.1"',
-        "outbound.port": str(xoauth2_sink.port),
-        "outbound.starttls": "false",
-        "outbound.username": f'"{DEFAULT_USER}"',
-        "outbound.auth": '"oauth2"',
+        **smtp_oauth2(xoauth2_sink),
         **microsoft(token_endpoint),
     }
     transport = SmtpTransport(load(tmp_path, settings))
@@ -269,12 +276,7 @@ def test_generic_provider_turns_the_refresh_token_into_access_tokens_for_smtp(
     tmp_path: Path, token_endpoint, xoauth2_sink
 ) -> None:
     settings = {
-        "outbound.transport": '"smtp"',
-        "outbound.host": '"127.0.0.1"',
-        "outbound.port": str(xoauth2_sink.port),
-        "outbound.starttls": "false",
-        "outbound.username": f'"{DEFAULT_USER}"',
-        "outbound.auth": '"oauth2"',
+        **smtp_oauth2(xoauth2_sink),
         "oauth2.provider": '"generic"',
         "oauth2.token_url": f'"{token_endpoint.base_url}/generic/token"',
         "oauth2.client_id": f'"{CLIENT_ID}"',
@@ -410,12 +412,7 @@ def test_check_mailbox_names_a_relay_without_xoauth2(
 ) -> None:
     with SmtpSink(tls=False) as password_only:
         settings = {
-            "outbound.transport": '"smtp"',
-            "outbound.host": '"127.0.0.1"',
-            "outbound.port": str(password_only.port),
-            "outbound.starttls": "false",
-            "outbound.username": f'"{DEFAULT_USER}"',
-            "outbound.auth": '"oauth2"',
+            **smtp_oauth2(password_only),
             **microsoft(token_endpoint),
         }
         code, lines = check_mailbox(write_config(tmp_path, settings=settings), capsys)
@@ -496,12 +493,15 @@ def test_check_config_reports_what_oauth2_still_lacks(tmp_path: Path, capsys) ->
     path = write_config(tmp_path, settings={**settings, "oauth2.provider": '"microsoft"'})
     assert main(["--config", str(path), "check-config"]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert "config.toml: [inbound.imap] username: the mailbox to sign in as is needed for" \
+    assert (
+        "config.toml: [inbound.imap] username: the mailbox to sign in as is needed for"
         " oauth2" in out
+    )
     assert "config.toml: [oauth2] tenant: required for provider = 'microsoft'" in out
     assert "config.toml: [oauth2] client_id: required for provider = 'microsoft'" in out
-    assert any(line.startswith("config.toml: [oauth2] client_secret_env: a client secret")
-               for line in out)
+    assert any(
+        line.startswith("config.toml: [oauth2] client_secret_env: a client secret") for line in out
+    )
     # No password is asked for where OAuth2 signs in.
     assert not any("password" in line for line in out)
 
@@ -542,11 +542,9 @@ def test_check_config_checks_oauth2_set_up_before_it_is_switched_on(
     # Only the certificate, as exported from the portal: the private key is missing.
     pem = token_endpoint.app_certificate_file.read_text()
     certificate_only = tmp_path / "mailbot-app.cer.pem"
-    certificate_only.write_text(pem[pem.index("-----BEGIN CERTIFICATE-----"):])
+    certificate_only.write_text(pem[pem.index("-----BEGIN CERTIFICATE-----") :])
     monkeypatch.delenv(SECRET_ENV)  # not needed yet: nothing signs in with it
-    oauth2 = microsoft(
-        token_endpoint, **{"oauth2.certificate_file": f'"{certificate_only}"'}
-    )
+    oauth2 = microsoft(token_endpoint, **{"oauth2.certificate_file": f'"{certificate_only}"'})
     path = write_config(tmp_path, settings=oauth2)
     assert main(["--config", str(path), "check-config"]) == 1
     assert capsys.readouterr().out.splitlines() == [
