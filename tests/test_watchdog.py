@@ -34,7 +34,7 @@ class NotifySocket:
                 continue
         return got
 
-    def wait_for(self, predicate, seconds: float = 10.0) -> str:
+    def wait_for(self, predicate, seconds: float = 30.0) -> str:  # generous: a loaded CI machine
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             for message in self.receive(0.1):
