@@ -34,13 +34,22 @@ def own_addresses(cfg: Config) -> set[str]:
     return own
 
 
-def automatic(msg: Message, cfg: Config) -> Automatic | None:
-    """Why this inbound message was sent by a machine, or None for a person's mail."""
-    return detect_automatic(
+def automatic(msg: Message, cfg: Config, envelope_from: str | None = None) -> Automatic | None:
+    """Why this inbound message was sent by a machine, or None for a person's mail.
+
+    `envelope_from`: the SMTP/LMTP envelope sender as the listener stored it ("<>" or "" for
+    `MAIL FROM:<>`; None when mail came another way). A null reverse path marks bounces and
+    auto-replies (RFC 3834 §3.2, RFC 5321 §4.5.5) just as `Return-Path: <>` does when a mail
+    server delivered the mail to a mailbox; the listener adds no Return-Path of its own.
+    """
+    found = detect_automatic(
         msg,
         own_domains=tuple(dict.fromkeys(box.domain for box in cfg.mailboxes)),
         own_addresses=own_addresses(cfg),
     )
+    if found is None and envelope_from is not None and envelope_from.strip("<> ") == "":
+        return Automatic("auto-generated", "null envelope sender (MAIL FROM:<>)")
+    return found
 
 
 def auto_envelope_from(cfg: Config, address: str | None = None) -> str:
