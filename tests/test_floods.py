@@ -2,10 +2,127 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
+from datetime import datetime, timedelta
 
+from mailbot.worker import process_pending
 from tests.daemon_helpers import InProcessDaemon, daemon_settings
-from tests.helpers import make_mail
+from tests.helpers import WARSAW_NOON, Mailbot, body_of, make_mail
+
+LEAD = "kierownik@4dustry.com"  # [sla] notify in the shipped config
+
+
+def robot_answer(n: int, address: str) -> bytes:
+    """A helpdesk robot's answer as careless ones write it: a new address (and request number)
+    each time, no Auto-Submitted, no Precedence, no In-Reply-To."""
+    return make_mail(
+        sender=f"Helpdesk <{address}>",
+        subject=f"[Request #{4000 + n}] Thank you for contacting us",
+        body=(
+            f"Dear customer,\n\nyour request #{4000 + n} was registered. Our team will answer"
+            " within 2 business days.\n\nKind regards,\nRobot Helpdesk"
+        ),
+        message_id=f"<{4000 + n}.1764496800@robot.example>",
+    )
+
+
+def flood(bot: Mailbot, mails: list[bytes], start: datetime = WARSAW_NOON) -> None:
+    """The mails arrive over a minute; mailbot takes them in as they come, ten at a time.
+
+    Only the pipeline runs: what it decides to send is read from the outbox (`queued`),
+    without writing hundreds of agents' notifications to disk.
+    """
+    for n, raw in enumerate(mails):
+        now = start + timedelta(seconds=n * 60 / len(mails))
+        bot.feed(raw, now=now)
+        if n % 10 == 9 or n == len(mails) - 1:
+            process_pending(bot.ctx, now)
+
+
+def queued(bot: Mailbot, suffix: str, template: str | None = None) -> list[dict]:
+    """Outgoing mail queued to addresses ending in `suffix` (of one template)."""
+    rows = bot.ctx.store.rows("outbox", **({"template": template} if template else {}))
+    return [dict(r) for r in rows if r["to_addr"].endswith(suffix)]
+
+
+def acks_to(bot: Mailbot, suffix: str) -> list[dict]:
+    return queued(bot, suffix, "ack")
+
+
+def test_robot_answering_from_new_addresses_is_held_at_its_domain_limit(bot) -> None:
+    """robot+N@ gets 10 acks in 10 minutes, not 100; its mail is all kept; people still get
+    theirs."""
+    robot = [robot_answer(n, f"robot+{n}@robot.example") for n in range(100)]
+    flood(bot, [*robot[:50], make_mail(), *robot[50:]])  # a customer writes meanwhile
+    assert len(acks_to(bot, "@robot.example")) == 10  # [limits] auto_replies_per_domain_per_10min
+    assert len(acks_to(bot, "jan@klient.pl")) == 1
+    store = bot.ctx.store
+    assert store.count("inbound") == 101
+    assert len(bot.tickets()) == 101  # every robot mail ticketed, nothing lost
+    refused = store.rows("events", kind="no-answer")
+    assert len(refused) == 90
+    assert all("automatic answers to @robot.example in 10 minutes" in e["detail"] for e in refused)
+    assert store.count("events", kind="flood-tripped") == 0  # one robot does not stop everyone
+
+
+def test_storm_from_many_domains_trips_the_breaker_once_and_it_resets(tmp_path, caplog) -> None:
+    """Mail from 100 domains in a minute: 30 acks, then the breaker holds automatic answers,
+    the lead hears of it once, and after 10 calm minutes acks go out again."""
+    bot = Mailbot(tmp_path)
+    try:
+        with caplog.at_level(logging.ERROR, logger="mailbot.loops"):
+            flood(bot, [robot_answer(n, f"helpdesk@shop{n}.example") for n in range(100)])
+        assert len(acks_to(bot, ".example")) == 30  # [limits] auto_replies_per_minute
+        [notice] = queued(bot, LEAD)
+        assert notice["subject"] == "[4Dustry #31] Wstrzymano automatyczne odpowiedzi dla klientów"
+        text = notice["body"]
+        assert "31 automatycznych odpowiedzi\n(limit: 30 na minutę)" in text
+        assert "gdy przez 10 minut\nich liczba nie przekroczy limitu" in text
+        assert [r.levelname for r in caplog.records if "flood" in r.getMessage()] == ["ERROR"]
+        store = bot.ctx.store
+        assert store.count("inbound") == 100 and len(bot.tickets()) == 100
+        assert store.count("events", kind="flood-tripped") == 1
+        # Agents still hear of every ticket: real requests may be among them.
+        assert len(queued(bot, "anna@4dustry.com", "agent_new")) == 100
+
+        # Five minutes later it is quiet, but not for long enough: no ack yet, and why.
+        flood(bot, [make_mail()], WARSAW_NOON + timedelta(minutes=5))
+        assert acks_to(bot, "jan@klient.pl") == []
+        [held] = store.rows("events", kind="no-answer", ticket_id=101)
+        assert "automatic answers paused" in held["detail"]
+
+        # Ten calm minutes after the flood: acks again, and no second notice to the lead.
+        ewa = make_mail(sender="Ewa Nowak <ewa@przyklad.pl>", subject="Faktura")
+        flood(bot, [ewa], WARSAW_NOON + timedelta(minutes=12))
+        assert len(acks_to(bot, "ewa@przyklad.pl")) == 1
+        assert len(queued(bot, LEAD)) == 1
+    finally:
+        bot.close()
+
+
+def test_a_second_storm_is_a_second_trip(tmp_path) -> None:
+    """The lead hears of each trip once; the notice is plain staff mail no robot answers."""
+    bot = Mailbot(tmp_path, settings={"limits.auto_replies_per_minute": "5"})
+    try:
+        for storm in range(2):
+            start = WARSAW_NOON + timedelta(hours=storm)
+            mails = [robot_answer(100 * storm + n, f"helpdesk@shop{n}.example") for n in range(10)]
+            flood(bot, mails, start)
+        bot.run(WARSAW_NOON + timedelta(hours=1, minutes=1))
+        assert len([m for m in bot.outbox() if m["To"].endswith(".example")]) == 10
+        notices = [m for m in bot.outbox() if m["To"] == LEAD]
+        assert [n["Subject"] for n in notices] == [
+            "[4Dustry #6] Wstrzymano automatyczne odpowiedzi dla klientów",
+            "[4Dustry #16] Wstrzymano automatyczne odpowiedzi dla klientów",
+        ]
+        for notice in notices:
+            assert notice["Auto-Submitted"] == "auto-generated"
+            assert notice["X-Auto-Response-Suppress"] == "All"
+            assert notice["Precedence"] is None  # staff mail, not filed away as bulk
+            assert "6 automatycznych odpowiedzi\n(limit: 5 na minutę)" in body_of(notice)
+    finally:
+        bot.close()
 
 
 def test_null_envelope_sender_gets_no_answer_over_smtp(tmp_path, smtp_sink) -> None:
