@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from mailbot.worker import process_pending
 from tests.daemon_helpers import InProcessDaemon, daemon_settings
 from tests.helpers import WARSAW_NOON, Mailbot, body_of, make_mail
+from tests.test_agents import ANNA, SPOOF_TEXT, customer_mail
 
 LEAD = "kierownik@4dustry.com"  # [sla] notify in the shipped config
 
@@ -148,3 +149,29 @@ def test_null_envelope_sender_gets_no_answer_over_smtp(tmp_path, smtp_sink) -> N
     assert "jan@klient.pl" in recipients  # the same listener answers a person
     assert responder not in recipients
     assert stored == 2 and null_envelope == 1  # kept, as it came
+
+
+def test_forged_agent_mail_warns_the_agents_once_an_hour(tmp_path) -> None:
+    """Someone sending mail as Anna again and again: each is kept as an unverified note, but
+    the agents are warned once an hour, not once a forgery."""
+    bot = Mailbot(tmp_path, settings={"mailbot.trusted_authserv_ids": '["mx.4dustry.com"]'})
+    try:
+        customer_mail(bot, sender="b@firma-b.pl", subject="Pytanie B")
+
+        def forge(minutes: int) -> None:
+            bot.deliver(
+                make_mail(sender=ANNA, subject="Re: [4Dustry #1] Pytanie B", body=SPOOF_TEXT),
+                now=WARSAW_NOON + timedelta(minutes=minutes),
+            )
+
+        def warnings() -> list:
+            return [m for m in bot.outbox() if "UWAGA" in m["Subject"]]
+
+        for minutes in range(0, 50, 10):
+            forge(minutes)
+        assert sorted(m["To"] for m in warnings()) == ["anna@4dustry.com", "tomasz@4dustry.com"]
+        assert len(bot.ctx.store.rows("messages", verified=0)) == 5  # every forgery kept
+        forge(70)  # more than an hour after the warning: warned again
+        assert len(warnings()) == 4
+    finally:
+        bot.close()

@@ -49,3 +49,13 @@ class Events(Queries):
         )
         assert row is not None
         return int(row[0]), datetime.fromisoformat(row[1]) if row[1] else None
+
+    def warned_about(self, address: str, since: datetime) -> bool:
+        """Whether agents were warned since `since` about forged mail claiming `address`."""
+        return bool(
+            self.store.scalar(
+                f"SELECT 1 FROM events WHERE {self.GUARD_KINDS} AND kind = 'unverified-warned'"
+                " AND at > ? AND detail = ? LIMIT 1",
+                (to_db(since), address),
+            )
+        )
