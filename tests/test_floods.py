@@ -6,6 +6,7 @@ import logging
 import smtplib
 from datetime import datetime, timedelta
 
+from mailbot import stats
 from mailbot.worker import process_pending
 from tests.daemon_helpers import InProcessDaemon, daemon_settings
 from tests.helpers import WARSAW_NOON, Mailbot, body_of, make_mail
@@ -122,6 +123,11 @@ def test_a_second_storm_is_a_second_trip(tmp_path) -> None:
             assert notice["X-Auto-Response-Suppress"] == "All"
             assert notice["Precedence"] is None  # staff mail, not filed away as bulk
             assert "6 automatycznych odpowiedzi\n(limit: 5 na minutę)" in body_of(notice)
+        # `mailbot stats` shows it to the admin.
+        doc = stats.build(bot.ctx.store, WARSAW_NOON + timedelta(hours=2))
+        assert doc["flood_breaker"]["trips"] == 2
+        assert doc["flood_breaker"]["last_tripped"].startswith("2026-11-30T11:00:")
+        assert "flood breaker: tripped 2 times, last at 2026-11-30T11:00:" in stats.render(doc)
     finally:
         bot.close()
 
