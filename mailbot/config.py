@@ -19,6 +19,17 @@ from mailbot.periods import Period, parse_period
 from mailbot.sla import BusinessCalendar, DailyWindow, Duration, parse_clock, parse_duration
 from mailbot.thanks import THANKS_PHRASES, THANKS_WORDS, ThanksRules
 
+# Public mail services: many unrelated people write from each, so the per-domain limit on
+# automatic answers ([limits] auto_replies_per_domain_per_10min) leaves them out.
+PUBLIC_MAIL_DOMAINS = (
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+    "yahoo.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com",
+    "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com", "yandex.com", "zoho.com",
+    "wp.pl", "o2.pl", "onet.pl", "op.pl", "onet.eu", "vp.pl", "poczta.onet.pl", "interia.pl",
+    "interia.eu", "poczta.fm", "gazeta.pl", "tlen.pl", "int.pl", "go2.pl", "buziaczek.pl",
+    "autograf.pl", "spoko.pl", "vip.onet.pl", "protonmail.ch",
+)  # fmt: skip
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -223,6 +234,11 @@ class Limits:
     auto_replies_per_10min: int
     auto_replies_per_day: int
     undeliverable_days: int
+    # Floods (`mailbot.loops`): per sender domain, all together, and the breaker's calm.
+    auto_replies_per_domain_per_10min: int = 10
+    auto_replies_per_minute: int = 30
+    auto_replies_calm_minutes: int = 10
+    public_mail_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -409,6 +425,11 @@ def _str_list(value: Any, ctx: _Context) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("expected a list of strings")
     return tuple(value)
+
+
+def _domains(value: Any, ctx: _Context) -> tuple[str, ...]:
+    """Mail domains, compared in lower case ("@wp.pl" and "WP.pl" are "wp.pl")."""
+    return tuple(d.strip().lstrip("@").lower() for d in _str_list(value, ctx))
 
 
 def _address(value: Any, ctx: _Context) -> str:
@@ -771,6 +792,10 @@ SCHEMA: dict[str, dict[str, tuple[Converter, Any]]] = {
         "auto_replies_per_10min": (_int, 3),
         "auto_replies_per_day": (_int, 10),
         "undeliverable_days": (_int, 7),
+        "auto_replies_per_domain_per_10min": (_int, 10),
+        "auto_replies_per_minute": (_int, 30),
+        "auto_replies_calm_minutes": (_int, 10),
+        "public_mail_domains": (_domains, list(PUBLIC_MAIL_DOMAINS)),
     },
     "notifications": {
         "digest": (_digest_time, AT_OPENING),

@@ -9,10 +9,17 @@ and an `X-Loop` naming us (automatic answers `Precedence: auto_reply` too, staff
 their bounces come back to us recognisably. Pages are marked important.
 Rate limits: at most `[limits] auto_replies_per_10min` / `auto_replies_per_day` automatic
 answers to one address, and none to an address whose mail bounced recently.
+Floods (`flood_guard`): a robot answering from a new address each time (`robot+N@`) meets
+`auto_replies_per_domain_per_10min` for its domain (public mail services excepted); mail from
+many domains at once meets `auto_replies_per_minute`, the circuit breaker: past it no
+automatic answer goes to any customer until a whole `auto_replies_calm_minutes` passes below
+the limit. Mail is still stored and ticketed and agents are still notified; the leads hear of
+each trip once. The breaker keeps no state of its own: its events (`flood-*`) are it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 
@@ -34,13 +41,22 @@ def own_addresses(cfg: Config) -> set[str]:
     return own
 
 
-def automatic(msg: Message, cfg: Config) -> Automatic | None:
-    """Why this inbound message was sent by a machine, or None for a person's mail."""
-    return detect_automatic(
+def automatic(msg: Message, cfg: Config, envelope_from: str | None = None) -> Automatic | None:
+    """Why this inbound message was sent by a machine, or None for a person's mail.
+
+    `envelope_from`: the SMTP/LMTP envelope sender as the listener stored it ("<>" or "" for
+    `MAIL FROM:<>`; None when mail came another way). A null reverse path marks bounces and
+    auto-replies (RFC 3834 §3.2, RFC 5321 §4.5.5) just as `Return-Path: <>` does when a mail
+    server delivered the mail to a mailbox; the listener adds no Return-Path of its own.
+    """
+    found = detect_automatic(
         msg,
         own_domains=tuple(dict.fromkeys(box.domain for box in cfg.mailboxes)),
         own_addresses=own_addresses(cfg),
     )
+    if found is None and envelope_from is not None and envelope_from.strip("<> ") == "":
+        return Automatic("auto-generated", "null envelope sender (MAIL FROM:<>)")
+    return found
 
 
 def auto_envelope_from(cfg: Config, address: str | None = None) -> str:
@@ -109,3 +125,69 @@ def answer_refused(
         return f"{today} automatic answers to {address} in a day"
     held = store.addresses.undeliverable(address, now)
     return f"{held['reason']} (until {held['until']})" if held else None
+
+
+HELD = "flood-held"  # an automatic answer the breaker held
+HELD_HOT = "flood-held-hot"  # ...while answers were still coming faster than the limit
+TRIPPED = "flood-tripped"  # the answer that tripped it (the leads are told in the same plan)
+
+
+@dataclass(frozen=True)
+class Flood:
+    """What the flood limits say about one more automatic answer: `refused` why it may not
+    go (None: it may), `event` the breaker's event kind to record for it, if any."""
+
+    refused: str | None = None
+    event: str | None = None
+    pace: int = 0  # automatic answers wanted in the last minute, this one included
+
+    @property
+    def tripped(self) -> bool:
+        return self.event == TRIPPED
+
+
+def flood_guard(
+    store: Store,
+    cfg: Config,
+    address: str,
+    now: datetime,
+    planned: int = 0,
+    planned_domain: int = 0,
+) -> Flood:
+    """Whether one more automatic answer to `address` would feed a flood.
+
+    `planned` / `planned_domain`: automatic answers decided already but not written yet (to
+    anyone / to `address`'s domain). Answers the breaker holds count as wanted; answers the
+    domain limit refuses do not (that robot is contained already; every other customer
+    should not lose their ack because of it).
+    """
+    limits = cfg.limits
+    domain = address.rpartition("@")[2].lower()
+    per_domain = (
+        0 if domain in limits.public_mail_domains else limits.auto_replies_per_domain_per_10min
+    )
+    minute_ago = now - timedelta(minutes=1)
+    sent, to_domain = store.outbox.automatic_answers(
+        minute_ago, domain, now - timedelta(minutes=10)
+    )
+    sent, to_domain = sent + planned, to_domain + planned_domain
+    if per_domain and to_domain >= per_domain:
+        return Flood(f"{to_domain} automatic answers to @{domain} in 10 minutes")
+    per_minute = limits.auto_replies_per_minute
+    if not per_minute:
+        return Flood()
+    calm = timedelta(minutes=limits.auto_replies_calm_minutes)
+    held, last_hot = store.events.flood(minute_ago, now - calm)
+    pace = sent + held + 1
+    hot = pace > per_minute
+    why = f"{pace} automatic answers wanted in a minute (limit {per_minute})"
+    if last_hot is not None:  # tripped, and not yet calm for long enough
+        return Flood(
+            f"automatic answers paused by a flood ({why}); they resume after"
+            f" {limits.auto_replies_calm_minutes} calm minutes",
+            HELD_HOT if hot else HELD,
+            pace,
+        )
+    if hot:
+        return Flood(f"automatic answers paused: {why}", TRIPPED, pace)
+    return Flood(pace=pace)

@@ -7,6 +7,7 @@ Templates are rendered by the writer with `context()` of the ticket as it then s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -34,6 +35,8 @@ URGENT_WORDS = {"pl": ("pilne", "awaria"), "en": ("urgent",)}
 
 if TYPE_CHECKING:
     from mailbot.mail.parse import Attachment
+
+log = logging.getLogger("mailbot.loops")
 
 # An inline image smaller than this is taken for a logo or icon of an HTML signature: it is
 # kept on the ticket, but not carried to agents nor listed. Pasted screenshots are larger.
@@ -263,6 +266,15 @@ def to_customer(
     )
     if refused:
         return refused
+    flood = loops.flood_guard(
+        store, cfg, requester, plan.now, *_automatic_answers(plan, requester.rpartition("@")[2])
+    )
+    if flood.event:
+        plan.event(flood.event, f"{template} to {requester} held ({flood.pace} wanted a minute)")
+    if flood.tripped:
+        _flood_tripped(plan, cfg, flood)
+    if flood.refused:
+        return flood.refused
     parent, chain = references.customer_thread(plan, store)
     box = mailbox(cfg, ticket)
     plan.add(
@@ -297,6 +309,40 @@ def quoted_text(text: str, limit: int) -> tuple[str, bool]:
         head = data[:limit].decode("utf-8", "ignore")
     line_end = head.rfind("\n", len(head) // 2)
     return (head[:line_end] if line_end > 0 else head).rstrip(), True
+
+
+def _automatic_answers(plan: Plan, domain: str) -> tuple[int, int]:
+    """Automatic answers the plan holds already: to anyone, and to addresses at `domain`."""
+    answers = [
+        d.to for d in plan.decisions if isinstance(d, Send) and d.auto_submitted == "auto-replied"
+    ]
+    return len(answers), sum(a.rpartition("@")[2].lower() == domain.lower() for a in answers)
+
+
+def _flood_tripped(plan: Plan, cfg: Config, flood: loops.Flood) -> None:
+    """The breaker tripped on this plan's answer: the leads hear of it (once a trip)."""
+    limits = cfg.limits
+    log.error(
+        "flood: automatic answers paused",
+        extra={
+            "requester": plan.ticket.get("requester"),
+            "pace": flood.pace,
+            "limit": limits.auto_replies_per_minute,
+            "calm_minutes": limits.auto_replies_calm_minutes,
+        },
+    )
+    for to in leads(cfg):
+        plan.add(
+            to_staff(
+                cfg,
+                template="flood_tripped",
+                to=to,
+                purpose="notice",
+                pace=flood.pace,
+                limit=limits.auto_replies_per_minute,
+                calm=limits.auto_replies_calm_minutes,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def latency_summary(seconds: list[float]) -> dict[str, Any]:
 def build(store: Store, now: datetime) -> dict[str, Any]:
     gauges = store.stats.gauges(now)
     opened, closed = store.stats.tickets()
+    trips, tripped, held = store.stats.flood_breaker()
     return {
         "at": now.isoformat(timespec="seconds"),
         "inbound": {
@@ -61,6 +62,8 @@ def build(store: Store, now: datetime) -> dict[str, Any]:
             "by_template": _nested(store.stats.outgoing()),
         },
         "intake_to_ack_seconds": latency_summary(store.stats.ack_latencies()),
+        # The breaker on automatic answers to customers ([limits] auto_replies_per_minute).
+        "flood_breaker": {"trips": trips, "last_tripped": tripped, "last_held": held},
     }
 
 
@@ -97,4 +100,10 @@ def render(doc: dict[str, Any]) -> str:
         f"acknowledgements: {ack['count']} sent, median {_duration(ack['median'])}"
         f" and 90% within {_duration(ack['p90'])} of the mail's arrival"
     )
+    breaker = doc["flood_breaker"]
+    if breaker["trips"]:
+        lines.append(
+            f"flood breaker: tripped {breaker['trips']} times, last at {breaker['last_tripped']};"
+            f" last answer held at {breaker['last_held'] or breaker['last_tripped']}"
+        )
     return "\n".join(lines)

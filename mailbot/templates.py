@@ -35,6 +35,7 @@ TEMPLATE_NAMES = (
     "agent_digest",  # to an agent: their open tickets, overdue first (daily, and on #lista)
     "agent_assigned",  # to an agent another agent assigned a ticket to: its story so far
     "outbox_failing",  # to the leads: outgoing mail started failing for good (once an episode)
+    "flood_tripped",  # to the leads: too many automatic answers at once; they are paused
 )
 
 # CLDR plural categories in the order `plural` takes a language's forms ("other" last).

@@ -10,6 +10,7 @@ ticket by someone else's `#assign` is told, with the ticket's story so far.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from mailbot import digest, notices, references, sla_timers
@@ -29,6 +30,9 @@ AFTER_REPLY = ("reopen", "pending", "close")
 # The story a new assignee gets: the first message and the latest ones, each cut at this length.
 STORY_MESSAGES = 10
 STORY_CHARS = 1500
+# Agents are warned of forged mail claiming one agent's address at most this often; later
+# forgeries are kept as unverified notes all the same.
+UNVERIFIED_WARNING_EVERY = timedelta(hours=1)
 
 
 def _tell_agent(job: Job, plan: Plan, to: str, problems: list[Problem], text: str) -> None:
@@ -55,7 +59,8 @@ def _tell_agent(job: Job, plan: Plan, to: str, problems: list[Problem], text: st
 
 
 def unverified(job: Job) -> Plan:
-    """Mail that claims an agent's address but proves nothing: a flagged note, agents told."""
+    """Mail that claims an agent's address but proves nothing: a flagged note, agents told
+    (once an hour per claimed address)."""
     sender, store = job.sender, job.ctx.store
     assert sender is not None and job.match is not None and job.parsed is not None
     assert job.match.ticket_id is not None
@@ -64,7 +69,15 @@ def unverified(job: Job) -> Plan:
     plan = job.new_plan()
     plan.start(ticket)
     plan.add(job.kept("note", verified=False))
+    if store.events.warned_about(sender.address, job.now - UNVERIFIED_WARNING_EVERY):
+        # A forger sending many cannot flood the agents: one warning an hour per address.
+        plan.event(
+            "unverified",
+            f"{sender.address}: {sender.reason}; no command run; agents warned within the hour",
+        )
+        return plan
     plan.event("unverified", f"{sender.address}: {sender.reason}; no command run")
+    plan.event("unverified-warned", sender.address)
     cfg = job.ctx.cfg
     text, text_cut = notices.quoted_text(job.parsed.text, cfg.notifications.text_max)
     for agent in cfg.agents:  # all of them: the real owner of the address too

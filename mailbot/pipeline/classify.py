@@ -293,7 +293,7 @@ def classify_sender(job: Job) -> Sender:
     if job.history and (job.sent_by_us or loops.own_address(job.ctx.cfg, parsed.from_addr)):
         return _support_sender(job)
     own_addresses = loops.own_addresses(job.ctx.cfg)
-    automatic = loops.automatic(parsed.message, job.ctx.cfg)
+    automatic = loops.automatic(parsed.message, job.ctx.cfg, job.envelope_from)
     if parsed.from_addr in own_addresses or (
         parsed.message_id and job.ctx.signer.parse(parsed.message_id)
     ):

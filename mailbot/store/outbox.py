@@ -107,6 +107,20 @@ class Outbox(Queries):
         assert row is not None
         return int(row[0]), int(row[1])
 
+    def automatic_answers(
+        self, since: datetime, domain: str, domain_since: datetime
+    ) -> tuple[int, int]:
+        """Automatic answers (`auto-replied`) enqueued since `since` to anyone, and since
+        `domain_since` to addresses at `domain`: (all, the domain's). Reads outbox_automatic."""
+        row = self.store.one(
+            "SELECT count(*) FILTER (WHERE created_at > ?),"
+            " count(*) FILTER (WHERE substr(to_addr, instr(to_addr, '@') + 1) = ?)"
+            " FROM outbox WHERE auto_submitted = 'auto-replied' AND created_at > ?",
+            (to_db(since), domain, to_db(min(since, domain_since))),
+        )
+        assert row is not None
+        return int(row[0]), int(row[1])
+
     def of_ticket(self, ticket_id: int) -> list[Row]:
         return self.store.all("SELECT * FROM outbox WHERE ticket_id = ? ORDER BY id", (ticket_id,))
 

@@ -375,3 +375,22 @@ def m014_personal_data(db: Database) -> None:
         "ALTER TABLE tickets ADD COLUMN erased_at TEXT",
     ):
         db.execute(statement)
+
+
+@migrations()
+def m015_flood_guard(db: Database) -> None:
+    """Floods of automatic mail counted from indexes alone (`mailbot.loops`, `pipeline.agents`).
+
+    outbox_automatic holds only automatic answers (`auto-replied`): the ones sent in the last
+    minute overall, or in the last 10 minutes to one domain, are a short range of it.
+    events_guard holds only the circuit breaker's events (tripped, answers held) and the
+    warnings about forged agent mail, so it costs the writing of every other event nothing but
+    the check of its kind.
+    """
+    for statement in (
+        "CREATE INDEX outbox_automatic ON outbox(created_at, to_addr)"
+        " WHERE auto_submitted = 'auto-replied'",
+        "CREATE INDEX events_guard ON events(kind, at)"
+        " WHERE kind IN ('flood-tripped', 'flood-held', 'flood-held-hot', 'unverified-warned')",
+    ):
+        db.execute(statement)

@@ -80,6 +80,19 @@ class Stats(Queries):
             )
         )
 
+    def flood_breaker(self) -> tuple[int, str | None, str | None]:
+        """(times the flood breaker tripped, when it last did, when it last held an answer);
+        from the events_guard index (`mailbot.loops`)."""
+        row = self.store.one(
+            "SELECT count(*) FILTER (WHERE kind = 'flood-tripped'),"
+            " max(at) FILTER (WHERE kind = 'flood-tripped'),"
+            " max(at) FILTER (WHERE kind != 'flood-tripped')"
+            " FROM events WHERE kind IN ('flood-tripped', 'flood-held', 'flood-held-hot',"
+            " 'unverified-warned') AND kind != 'unverified-warned'"
+        )
+        assert row is not None
+        return int(row[0]), row[1], row[2]
+
     def ack_latencies(self, since: datetime | None = None) -> list[float]:
         """Seconds from a new ticket's arrival to its acknowledgement reaching the relay."""
         rows = self.store.all(
