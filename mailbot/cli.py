@@ -559,6 +559,14 @@ def cmd_customer(args: argparse.Namespace, cfg: Config) -> int:
     print(f"{held.address}: {verb}")
     for name, count in held.counts().items():
         print(f"  {name}: {count}")
+    if not held.wal_emptied:
+        print(
+            "mailbot customer forget: the running daemon kept the database's write-ahead log"
+            " from being emptied; old copies stay in it until its next checkpoint. Run the same"
+            " command again when the daemon is idle (it finds nothing more to erase and empties"
+            " the log).",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -94,6 +94,9 @@ class Holdings:
     escalations: list[int]
     undeliverable: list[Row]
     participants: list[Row] = field(default_factory=list)
+    # After `forget`: False when a read by another connection (the running daemon) kept the
+    # WAL from being emptied, so old copies may stay in it until the next checkpoint.
+    wal_emptied: bool = True
 
     def counts(self) -> dict[str, int]:
         return {
@@ -265,7 +268,7 @@ def forget(ctx: Context, address: str, now: datetime, *, dry_run: bool = False) 
                 actor=f"admin ({_who()})",
             )
         _remove_files(ctx, gone, held.outbox)
-        store.erase_freed()
+        held.wal_emptied = store.erase_freed()
     finally:
         store.secure_delete(False)
     return held

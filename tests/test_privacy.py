@@ -428,3 +428,45 @@ def test_customer_commands_refuse_every_support_address(tmp_path, capsys):
             assert "refused" in capsys.readouterr().err
     finally:
         bot.close()
+
+
+def test_mail_queued_before_its_file_was_removed_goes_out_without_it(tmp_path):
+    """A notification still queued (relay down, say) when retention removes the customer's
+    file goes out without the file instead of failing over and over."""
+    from mailbot.worker import process_pending
+
+    bot = retention_bot(tmp_path, attachments="180 days")
+    try:
+        bot.feed(outlook_with_attachment())
+        process_pending(bot.ctx, WARSAW_NOON)  # queued, not delivered yet
+        queued = [r for r in bot.ctx.store.rows("outbox") if r["attachments"] != "[]"]
+        assert queued and all(r["status"] == "pending" for r in queued)
+        later = WARSAW_NOON + timedelta(days=181)
+        privacy.purge(bot.ctx, later)
+        bot.run(later)
+        assert all(bot.ctx.store.rows("outbox", id=r["id"])[0]["status"] == "sent" for r in queued)
+        raws = [p.read_bytes() for p in (bot.cfg.outbound.path / "new").iterdir()]
+        assert raws and not any(b"application/pdf" in raw for raw in raws)
+    finally:
+        bot.close()
+
+
+def test_forget_says_when_the_running_daemon_kept_the_log_from_being_emptied(bot, capsys):
+    import sqlite3
+
+    from mailbot.context import database_path
+
+    seeded(bot)
+    bot.ctx.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    # A connection holding a read, as the running daemon's may: the log cannot be emptied.
+    reader = sqlite3.connect(database_path(bot.cfg), isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM tickets").fetchone()
+    try:
+        assert cli.main(["--config", str(bot.cfg.path), "customer", "forget", JAN]) == 0
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    assert "Run the same command again when the daemon is idle" in capsys.readouterr().err
+    assert run_cli(bot, "customer", "forget", JAN) == 0  # idle now: nothing more, log emptied
+    assert "write-ahead log" not in capsys.readouterr().err

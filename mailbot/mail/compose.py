@@ -161,6 +161,8 @@ def build(
     msg["X-Mailbot-Ticket"] = str(row["ticket_id"] or "")
     msg.set_content(row["body"], charset="utf-8", cte="quoted-printable")
     for att in attachment_rows:
+        if att["purged_at"]:
+            continue  # removed by retention or `customer forget` since the row was queued
         maintype, _, subtype = att["content_type"].partition("/")
         msg.add_attachment(
             (cfg.mailbot.data_dir / att["path"]).read_bytes(),

@@ -17,6 +17,8 @@ from mailbot.store.schema import migrations
 from mailbot.tally import Tally
 
 WAL_FILES = ("-wal", "-shm", "-journal")
+BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another's transaction
+CHECKPOINT_WAIT_MS = 5_000  # erase_freed waits this long for readers to let the WAL go
 
 # A row as read (sqlite3.Row) or as planned (a dict of the same columns).
 RowLike = sqlite3.Row | Mapping[str, Any]
@@ -56,7 +58,7 @@ class Connection:
         # FULL: the WAL is fsynced at every commit, so a committed message survives power loss.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if migrate:
             migrations.apply(self.db)
 
@@ -203,10 +205,16 @@ class Connection:
         emptied (the copies go at the next checkpoint; run it again when the daemon is idle).
         """
         conn = self.conn
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        if vacuum:
-            conn.execute("VACUUM")
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        # A TRUNCATE checkpoint waits for readers up to busy_timeout; the daemon's reads take
+        # milliseconds, so a few seconds tell a held read from a passing one.
+        conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if vacuum:
+                conn.execute("VACUUM")
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return not busy
 
     def count(self, table: str, **where: Any) -> int:
