@@ -28,11 +28,6 @@ from mailbot.mail.automatic import Automatic, detect_automatic
 from mailbot.store import Store
 
 
-def own_address(cfg: Config, address: str) -> bool:
-    """Whether `address` is one of our support addresses ([[mailboxes]]; +tags, any case)."""
-    return cfg.mailbox_receiving(address) is not None
-
-
 def own_addresses(cfg: Config) -> set[str]:
     """Every support address ([[mailboxes]]) and the envelope senders of our mail from it."""
     own = set()

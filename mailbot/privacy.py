@@ -49,9 +49,9 @@ class Refused(Exception):
 
 
 def staff_addresses(cfg: Config) -> set[str]:
-    """Addresses of the company: support, agents, managers, leads, contact forms."""
+    """Addresses of the company besides the support addresses: agents, managers, leads,
+    contact forms (`is_staff` asks `cfg.mailbox_receiving` for the support addresses)."""
     return {
-        *(m.address for m in cfg.mailboxes),
         *(a.email.lower() for a in cfg.agents),
         *(m.email.lower() for m in cfg.managers),
         *(a.lower() for a in cfg.sla.notify),

@@ -290,7 +290,7 @@ def classify_sender(job: Job) -> Sender:
     parsed = job.parsed
     assert parsed is not None
     cfg = job.ctx.cfg.mailbot
-    if job.history and (job.sent_by_us or loops.own_address(job.ctx.cfg, parsed.from_addr)):
+    if job.history and (job.sent_by_us or job.ctx.cfg.mailbox_receiving(parsed.from_addr)):
         return _support_sender(job)
     own_addresses = loops.own_addresses(job.ctx.cfg)
     automatic = loops.automatic(parsed.message, job.ctx.cfg, job.envelope_from)
