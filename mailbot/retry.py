@@ -29,7 +29,7 @@ class Failure:
     final: bool  # give up: no further attempt
 
 
-def failed(attempts_before: int, max_attempts: int, *, permanent: bool = False) -> Failure:
-    """Count one more failed attempt; final when it was permanent or the attempts ran out."""
+def failed(attempts_before: int, max_attempts: int) -> Failure:
+    """Count one more failed attempt; final when the attempts ran out."""
     attempts = attempts_before + 1
-    return Failure(attempts, permanent or attempts >= max_attempts)
+    return Failure(attempts, attempts >= max_attempts)
