@@ -1215,13 +1215,19 @@ def dovecot() -> Iterator[Dovecot]:
 
     Skips when dovecot is not installed, fails instead when CI=true.
     """
-    binary = require_dovecot()
-    server = Dovecot(binary=binary)
+    with running_dovecot() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_dovecot(**settings: Any) -> Iterator[Dovecot]:
+    """A started Dovecot (`settings` as for `Dovecot`), closed after; its log printed, which
+    pytest shows only when the test fails: the server side of the story."""
+    server = Dovecot(binary=require_dovecot(), **settings)
     try:
         server.start()
         yield server
     finally:
-        # Shown by pytest only when the test fails: the server side of the story.
         print(f"--- dovecot log ({server.root}) ---\n{server.log()[-4000:]}")
         server.close()
 

@@ -27,7 +27,7 @@ from mailbot.sources.imap import ImapSource
 from tests.daemon_helpers import InProcessDaemon, daemon_settings, wait_until
 from tests.helpers import make_mail, write_config
 from tests.oauth_endpoint import CLIENT_ID, TENANT, TokenEndpoint
-from tests.servers import DEFAULT_USER, Dovecot, SmtpDelivery, SmtpSink, require_dovecot
+from tests.servers import DEFAULT_USER, Dovecot, SmtpDelivery, SmtpSink, running_dovecot
 
 SECRET_ENV = "MAILBOT_TEST_OAUTH_SECRET"
 REFRESH_ENV = "MAILBOT_TEST_OAUTH_REFRESH"
@@ -48,15 +48,8 @@ def token_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 @pytest.fixture
 def oauth_dovecot(token_endpoint: TokenEndpoint) -> Iterator[Dovecot]:
     """Dovecot whose XOAUTH2 logins are checked against the token endpoint."""
-    server = Dovecot(
-        binary=require_dovecot(), oauth2_introspection_url=token_endpoint.introspection_url
-    )
-    try:
-        server.start()
+    with running_dovecot(oauth2_introspection_url=token_endpoint.introspection_url) as server:
         yield server
-    finally:
-        print(f"--- dovecot log ({server.root}) ---\n{server.log()[-4000:]}")
-        server.close()
 
 
 @pytest.fixture
