@@ -161,6 +161,9 @@ def flood_guard(
     per_domain = (
         0 if domain in limits.public_mail_domains else limits.auto_replies_per_domain_per_10min
     )
+    per_minute = limits.auto_replies_per_minute
+    if not per_domain and not per_minute:
+        return Flood()  # both limits off: nothing to count
     minute_ago = now - timedelta(minutes=1)
     sent, to_domain = store.outbox.automatic_answers(
         minute_ago, domain, now - timedelta(minutes=10)
@@ -168,7 +171,6 @@ def flood_guard(
     sent, to_domain = sent + planned, to_domain + planned_domain
     if per_domain and to_domain >= per_domain:
         return Flood(f"{to_domain} automatic answers to @{domain} in 10 minutes")
-    per_minute = limits.auto_replies_per_minute
     if not per_minute:
         return Flood()
     calm = timedelta(minutes=limits.auto_replies_calm_minutes)
