@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.steps import wrapped_steps
-from bench.traffic import messages
+from bench.traffic import NO_FLOOD_LIMITS, messages
 from mailbot import config as config_module
 from mailbot.context import open_context
 from mailbot.intake import accept
@@ -51,7 +51,7 @@ def one_run(raws: list[bytes], directory: Path) -> dict[str, float]:
 
         return step
 
-    ctx = open_context(config_module.load(write_config(directory)))
+    ctx = open_context(config_module.load(write_config(directory, settings=NO_FLOOD_LIMITS)))
     now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     with ctx.store.atomic():
         for raw in raws:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
 
-from bench.traffic import messages
+from bench.traffic import NO_FLOOD_LIMITS, messages
 from mailbot import config as config_module
 from mailbot.context import open_context
 from mailbot.intake import accept
@@ -46,7 +46,7 @@ def mailbot_ingest(
     raws: list[bytes], directory: Path, profile: bool
 ) -> tuple[float, float, float, int]:
     """(intake seconds, pipeline seconds, pipeline CPU seconds, tickets) for a fresh database."""
-    cfg = config_module.load(write_config(directory))
+    cfg = config_module.load(write_config(directory, settings=NO_FLOOD_LIMITS))
     ctx = open_context(cfg)
     now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     started = time.perf_counter()

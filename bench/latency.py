@@ -43,7 +43,15 @@ from pathlib import Path
 from aiosmtpd.smtp import Envelope, Session
 from imapclient import IMAPClient
 
-from bench.traffic import EN_BODY, EN_SUBJECTS, FIRST, LAST, PL_BODY, PL_SUBJECTS
+from bench.traffic import (
+    EN_BODY,
+    EN_SUBJECTS,
+    FIRST,
+    LAST,
+    NO_FLOOD_LIMITS,
+    PL_BODY,
+    PL_SUBJECTS,
+)
 from tests.daemon_helpers import DaemonProcess, daemon_settings, wait_until
 from tests.helpers import write_config
 from tests.servers import Dovecot, SmtpSink, find_dovecot
@@ -440,6 +448,7 @@ def main() -> None:
                 # would cap the IMAP latency and hide an IDLE that never wakes.
                 **({"inbound.imap.poll_interval": "60"} if dovecot else {}),
             )
+            settings = {**settings, **NO_FLOOD_LIMITS}
             daemon = DaemonProcess(write_config(Path(directory), settings=settings)).start()
             if dovecot:
                 wait_until(lambda: 'msg="imap connected"' in daemon.log(), 15, "IMAP login")

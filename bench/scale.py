@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.steps import wrapped_steps
-from bench.traffic import messages
+from bench.traffic import NO_FLOOD_LIMITS, messages
 from mailbot import config as config_module
 from mailbot.config import Config
 from mailbot.context import database_path, open_context
@@ -94,7 +94,7 @@ class Sampled:
 
 def build(directory: Path, size: int) -> tuple[Config, dict[str, int], float]:
     """A database of `size` tickets in `directory`: (config, rows per table, seconds)."""
-    cfg = config_module.load(write_config(directory))
+    cfg = config_module.load(write_config(directory, settings=NO_FLOOD_LIMITS))
     ctx = open_context(cfg)
     started = time.perf_counter()
     seeded = seed_tickets(ctx, size, now=datetime.now(UTC), bulk=True)
@@ -403,7 +403,7 @@ def push_smtp(host: str, port: int, raws: list[bytes]) -> int:
 def measure_daemon(directory: Path, raws: list[bytes]) -> DaemonFigures:
     """The real daemon on the database: RSS at idle, then peak RSS over `raws` through SMTP."""
     with SmtpSink(tls=False) as sink:
-        config_path = write_config(directory, settings=daemon_settings(sink))
+        config_path = write_config(directory, settings={**daemon_settings(sink), **NO_FLOOD_LIMITS})
         daemon = DaemonProcess(config_path)
         db = database_path(daemon.cfg)
         started = time.perf_counter()

@@ -9,6 +9,14 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+# Benchmarks send their traffic faster than any real mailbox gets it (thousands of customers
+# in one minute), which the flood limits rightly take for a storm and stop answering. They are
+# off in benchmarks, so the figures measure the path every customer's mail takes.
+NO_FLOOD_LIMITS = {
+    "limits.auto_replies_per_minute": "0",
+    "limits.auto_replies_per_domain_per_10min": "0",
+}
+
 FIRST = ["Jan", "Anna", "Piotr", "Katarzyna", "Paweł", "Małgorzata", "John", "Emma", "Łukasz"]
 LAST = ["Kowalski", "Nowak", "Wiśniewska", "Wójcik", "Smith", "Brown", "Zając", "Kamińska"]
 PL_SUBJECTS = [
